@@ -1,0 +1,293 @@
+"""The wire format: what travels through SQS, as typed, frozen objects.
+
+`Outgoing` is what a sender hands to the transport; `Envelope` is what a receiver gets back.
+`Request`, `Reply` and `Push` encode to an `Outgoing` and decode from an `Envelope`; anything
+that cannot be decoded raises `DecodeError`, the only error this module raises for bad input.
+Every limit of the contract is a named constant here, checked before AWS is called.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from .errors import DecodeError
+
+# --- limits -------------------------------------------------------------------------------
+WAIT_TIME_SECONDS = 20
+MAX_RECEIVE_MESSAGES = 10
+MAX_BATCH_ENTRIES = 10
+MAX_SQS_MESSAGE_BYTES = 262_144  # the size every SQS queue accepts; also one batch's total
+MAX_TEXT_CHARS = 10_000
+NAME_MIN_CHARS, NAME_MAX_CHARS = 1, 50
+PASSWORD_MIN_CHARS, PASSWORD_MAX_CHARS = 8, 128
+EMAIL_MAX_CHARS = 254
+SEARCH_QUERY_MAX_CHARS = 100
+SEARCH_MAX_RESULTS = 50
+SELECT_LIMIT = 20
+HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT = 50, 100
+LOGIN_HISTORY_LIMIT = 100
+ATTACHMENT_PREFIX = "attachments/"
+ATTACHMENT_NAME_MAX_CHARS = 255
+MAX_JSON_DEPTH = 32
+ID_MAX_CHARS = 128
+
+STATUS_OK = 200
+
+
+class Action(StrEnum):
+    """The `action` attribute of a push."""
+
+    MESSAGE = "message"
+    HISTORY_END = "historyEnd"
+    SEARCH_USER = "searchUser"
+    SELECT_SEARCH_USER = "selectSearchUser"
+    HISTORY = "history"
+    SENT = "sent"
+    READ = "read"
+    ERROR = "error"
+
+
+# (controller, method) pairs of the contract; register and login are answered by a reply.
+METHODS: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("user", "register"),
+        ("user", "login"),
+        ("user", "logout"),
+        ("user", "setDarkModeState"),
+        ("user", "searchUser"),
+        ("message", "add"),
+        ("message", "selectSearchUser"),
+        ("message", "markMessagesAsRead"),
+        ("message", "history"),
+    }
+)
+REPLY_METHODS: frozenset[tuple[str, str]] = frozenset({("user", "register"), ("user", "login")})
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A message about to be sent: body text and String message attributes."""
+
+    body: str
+    attributes: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def size(self) -> int:
+        """Bytes SQS counts against its size limit: body plus attribute names, types, values."""
+        attrs = sum(len(k.encode()) + len(v.encode()) + len("String") for k, v in self.attributes.items())
+        return len(self.body.encode()) + attrs
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """A received message: what the transport hands to whoever polls a queue."""
+
+    message_id: str
+    receipt_handle: str
+    body: str
+    attributes: dict[str, str] = field(default_factory=dict)
+    receive_count: int = 1
+    queue_url: str = ""
+
+
+def now_iso(moment: datetime | None = None) -> str:
+    """An ISO-8601 UTC time with milliseconds and a `Z`, as every `dateTime` on the wire."""
+    moment = moment or datetime.now(UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def parse_iso(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def loads(text: str) -> Any:
+    """Parse JSON from a queue, refusing what would hurt: bad syntax, deep nesting, NaN."""
+    try:
+        value = json.loads(text, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError) as exc:
+        raise DecodeError(f"body is not valid JSON: {_short(exc)}") from None
+    if _depth(value) > MAX_JSON_DEPTH:
+        raise DecodeError(f"body nests deeper than {MAX_JSON_DEPTH} levels")
+    return value
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _depth(value: Any, level: int = 1) -> int:
+    if level > MAX_JSON_DEPTH:
+        return level
+    if isinstance(value, dict):
+        return max((_depth(v, level + 1) for v in value.values()), default=level)
+    if isinstance(value, list):
+        return max((_depth(v, level + 1) for v in value), default=level)
+    return level
+
+
+def _short(exc: BaseException) -> str:
+    return str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+
+
+def _status(text: str | None, what: str) -> int:
+    try:
+        status = int(text or "")
+    except ValueError:
+        raise DecodeError(f"{what} has no valid statusCode") from None
+    if not 100 <= status <= 599:
+        raise DecodeError(f"{what} has no valid statusCode")
+    return status
+
+
+@dataclass(frozen=True)
+class Request:
+    """A client -> worker message on the requests queue."""
+
+    controller: str
+    method: str
+    body: Any = field(default_factory=dict)
+    token: str | None = None
+    session_url: str | None = None
+    message_id: str = ""  # the SQS MessageId, set when decoded; replies quote it in resTo
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.controller, self.method)
+
+    def encode(self) -> Outgoing:
+        attrs = {"controller": self.controller, "method": self.method}
+        if self.token:
+            attrs["token"] = self.token
+        if self.session_url:
+            attrs["sessionUrl"] = self.session_url
+        return Outgoing(dumps(self.body), attrs)
+
+    @classmethod
+    def decode(cls, envelope: Envelope) -> Request:
+        attrs = envelope.attributes
+        hints = {k: attrs[k] for k in ("controller", "method", "token") if k in attrs}
+        controller, method = attrs.get("controller", ""), attrs.get("method", "")
+        if not controller or not method:
+            raise DecodeError("request has no controller or method attribute", hints)
+        if (controller, method) not in METHODS:
+            raise DecodeError(f"unknown method {controller}/{method}", hints)
+        try:
+            body = loads(envelope.body)
+        except DecodeError as exc:
+            raise DecodeError(str(exc), hints) from None
+        if not isinstance(body, dict):
+            raise DecodeError("request body must be a JSON object", hints)
+        return cls(
+            controller=controller,
+            method=method,
+            body=body,
+            token=attrs.get("token") or None,
+            session_url=attrs.get("sessionUrl") or None,
+            message_id=envelope.message_id,
+        )
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A worker -> client answer to register/login on the shared responses queue."""
+
+    res_to: str
+    status: int
+    body: dict[str, Any]
+
+    def encode(self) -> Outgoing:
+        return Outgoing(dumps(self.body), {"resTo": self.res_to, "statusCode": str(self.status)})
+
+    @classmethod
+    def decode(cls, envelope: Envelope) -> Reply:
+        res_to = envelope.attributes.get("resTo", "")
+        if not res_to:
+            raise DecodeError("reply has no resTo attribute")
+        body = loads(envelope.body)
+        if not isinstance(body, dict):
+            raise DecodeError("reply body must be a JSON object")
+        return cls(res_to, _status(envelope.attributes.get("statusCode"), "reply"), body)
+
+
+@dataclass(frozen=True)
+class Push:
+    """A worker -> session message on a session queue."""
+
+    action: str
+    body: Any
+    status: int = STATUS_OK
+
+    def encode(self) -> Outgoing:
+        return Outgoing(dumps(self.body), {"action": self.action, "statusCode": str(self.status)})
+
+    @classmethod
+    def decode(cls, envelope: Envelope) -> Push:
+        action = envelope.attributes.get("action", "")
+        if not action:
+            raise DecodeError("push has no action attribute")
+        status = _status(envelope.attributes.get("statusCode"), "push")
+        return cls(action, loads(envelope.body), status)
+
+    @classmethod
+    def error(cls, status: int, message: str, method: str) -> Push:
+        return cls(Action.ERROR, {"message": message, "method": method}, status)
+
+
+@dataclass(frozen=True)
+class WireMessage:
+    """A chat message as one session sees it: `user_id`/`name` are the other party."""
+
+    message_id: str
+    body: str | dict[str, Any]
+    user_id: str
+    name: str
+    to: str | None
+    date_time: str
+    is_read: bool
+    order: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "messageID": self.message_id,
+            "body": self.body,
+            "userID": self.user_id,
+            "name": self.name,
+            "to": self.to,
+            "dateTime": self.date_time,
+            "isMessageRead": self.is_read,
+            "order": self.order,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> WireMessage:
+        try:
+            body = data["body"]
+            if not isinstance(body, str | dict):
+                raise TypeError("body")
+            to = data.get("to")
+            return cls(
+                message_id=_nonempty(data["messageID"]),
+                body=body,
+                user_id=_nonempty(data["userID"]),
+                name=str(data.get("name") or ""),
+                to=str(to) if to is not None else None,
+                date_time=str(data["dateTime"]),
+                is_read=bool(data.get("isMessageRead", False)),
+                order=int(data["order"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DecodeError(f"malformed message: {_short(exc)}") from None
+
+
+def _nonempty(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError("id must be a non-empty string")
+    return value
