@@ -84,3 +84,16 @@ class Throttled(RequestError):
 
 class DeadLetter(MessengerError):
     """The request must go to the DLQ: nobody can be answered (forged token, dead session)."""
+
+
+class InvalidToken(MessengerError):
+    """A token whose signature, algorithm or claims cannot be trusted."""
+
+
+class ExpiredToken(InvalidToken):
+    """A correctly signed token past its expiry: its session can still be told so."""
+
+    def __init__(self, message: str, user_id: str, session_id: str) -> None:
+        super().__init__(message)
+        self.user_id = user_id
+        self.session_id = session_id

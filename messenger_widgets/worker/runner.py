@@ -1,0 +1,272 @@
+"""The worker: receive a batch, handle each record on its own, send, delete the successes.
+
+Each record ends in one `Outcome`: DONE (delete it), DEAD (copied to the DLQ, then delete
+it) or RETRY (leave it: SQS redelivers it and, after 5 receives, moves it to the DLQ). The
+long-lived loop and the Lambda entry point share `process`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
+
+from ..errors import (
+    DeadLetter,
+    DecodeError,
+    ExpiredToken,
+    InvalidToken,
+    QueueGone,
+    RequestError,
+)
+from ..protocol import (
+    MAX_RECEIVE_MESSAGES,
+    REPLY_METHODS,
+    WAIT_TIME_SECONDS,
+    Envelope,
+    Outgoing,
+    Push,
+    Request,
+)
+from ..store.base import Activity
+from .context import Caller, Context, Outbox
+from .handlers import HANDLERS
+
+log = logging.getLogger("messenger.worker")
+
+REAP_INTERVAL_SECONDS = 30.0
+REAP_GRACE = timedelta(seconds=60)
+REAP_BATCH = 100
+RETRY_BACKOFF_SECONDS = (1, 2, 4, 8, 16)
+DEAD_LETTER_REASON = "deadLetterReason"
+MAX_ATTRIBUTES = 10
+
+
+class Outcome(StrEnum):
+    DONE = "done"
+    DEAD = "dead"
+    RETRY = "retry"
+
+
+@dataclass(frozen=True)
+class Result:
+    envelope: Envelope
+    outcome: Outcome
+    detail: str = ""
+
+
+class Worker:
+    """Everything injected: a `Context`, the queue URLs, clocks."""
+
+    def __init__(
+        self,
+        ctx: Context,
+        request_queue_url: str,
+        dead_letter_queue_url: str | None,
+        *,
+        wait_seconds: int = WAIT_TIME_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ctx = ctx
+        self.request_queue_url = request_queue_url
+        self.dlq_url = dead_letter_queue_url
+        self.wait_seconds = wait_seconds
+        self._monotonic = monotonic
+        self._next_reap = 0.0
+
+    # --- one batch --------------------------------------------------------------------------
+    def process(self, envelopes: Sequence[Envelope]) -> list[Result]:
+        """Handle every record, then send all outboxes grouped by queue."""
+        results: dict[str, Result] = {}
+        outboxes: dict[str, Outbox] = {}
+        for envelope in envelopes:
+            started = time.perf_counter()
+            outbox = Outbox()
+            outcome, detail, method = self._handle(envelope, outbox)
+            results[envelope.message_id] = Result(envelope, outcome, detail)
+            if outcome is not Outcome.RETRY:
+                outboxes[envelope.message_id] = outbox
+            log.info(
+                "request",
+                extra={
+                    "request_id": envelope.message_id,
+                    "method": method,
+                    "outcome": outcome.value,
+                    "detail": detail,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                },
+            )
+        for message_id in self._flush(outboxes):
+            envelope = results[message_id].envelope
+            results[message_id] = Result(envelope, Outcome.RETRY, "sending the answer failed")
+        for result in results.values():
+            if result.outcome is Outcome.DEAD and not self._dead_letter(result):
+                results[result.envelope.message_id] = Result(
+                    result.envelope, Outcome.RETRY, "the DLQ could not be reached"
+                )
+        return list(results.values())
+
+    def _handle(self, envelope: Envelope, outbox: Outbox) -> tuple[Outcome, str, str]:
+        method = envelope.attributes.get("method", "?")
+        try:
+            request = Request.decode(envelope)
+        except DecodeError as exc:
+            return self._undecodable(envelope, exc, outbox), str(exc), method
+        caller: Caller | None = None
+        try:
+            if request.key not in REPLY_METHODS:
+                caller = self._authenticate(request.token)
+            HANDLERS[request.key](self.ctx, request, caller, outbox)
+            return Outcome.DONE, "", method
+        except RequestError as exc:
+            outbox.deliveries.clear()
+            if request.key in REPLY_METHODS:
+                outbox.reply(self.ctx, envelope.message_id, exc.status, {"message": exc.message})
+            elif caller is not None:
+                outbox.push(caller.session.queue_url, Push.error(exc.status, exc.message, method))
+            return Outcome.DONE, f"{exc.status} {exc.message}", method
+        except ExpiredToken as exc:
+            return self._expired(exc, method, outbox), "token expired", method
+        except (DeadLetter, InvalidToken) as exc:
+            return Outcome.DEAD, str(exc), method
+        except Exception as exc:  # store down, a bug: leave the record for redelivery
+            log.exception("request failed; it will be redelivered", extra={"method": method})
+            return Outcome.RETRY, f"{type(exc).__name__}: {exc}", method
+
+    def _authenticate(self, token: str | None) -> Caller:
+        if not token:
+            raise DeadLetter("no token")
+        claims = self.ctx.tokens.verify(token)  # raises ExpiredToken / InvalidToken
+        session = self.ctx.store.get_session(claims.session_id)
+        if session is None or session.user_id != claims.user_id or session.ended_at is not None:
+            raise DeadLetter("the token's session has ended or does not exist")
+        if not session.is_live(self.ctx.clock()):
+            raise ExpiredToken("session expired", claims.user_id, claims.session_id)
+        user = self.ctx.store.get_user(claims.user_id)
+        if user is None:
+            raise DeadLetter("the token's user does not exist")
+        return Caller(user, session)
+
+    def _expired(self, exc: ExpiredToken, method: str, outbox: Outbox) -> Outcome:
+        """Tell the session it has ended (401), end it; the reaper deletes its queue later."""
+        session = self.ctx.store.get_session(exc.session_id)
+        if session is None or session.reaped or session.user_id != exc.user_id:
+            return Outcome.DEAD
+        if session.ended_at is None:
+            now = self.ctx.clock()
+            self.ctx.store.end_session(session.session_id, now, logout=False)
+            self.ctx.store.record_activity(session.user_id, Activity.SESSION_EXPIRED, now)
+        outbox.push(session.queue_url, Push.error(401, "session expired", method))
+        return Outcome.DONE
+
+    def _undecodable(self, envelope: Envelope, exc: DecodeError, outbox: Outbox) -> Outcome:
+        """Answer a request we cannot parse if anyone can be answered; else dead-letter it."""
+        hints = exc.hints
+        method = hints.get("method", "")
+        if (hints.get("controller"), method) in REPLY_METHODS:
+            outbox.reply(self.ctx, envelope.message_id, 400, {"message": str(exc)})
+            return Outcome.DONE
+        try:
+            caller = self._authenticate(hints.get("token"))
+        except (DeadLetter, InvalidToken):
+            return Outcome.DEAD
+        outbox.push(caller.session.queue_url, Push.error(400, str(exc), method))
+        return Outcome.DONE
+
+    def _flush(self, outboxes: dict[str, Outbox]) -> set[str]:
+        """Send every delivery, one batch call per queue; return ids of records that failed."""
+        by_queue: dict[str, list[tuple[str, Outgoing]]] = defaultdict(list)
+        for message_id, outbox in outboxes.items():
+            for queue_url, message in outbox.deliveries:
+                by_queue[queue_url].append((message_id, message))
+        failed: set[str] = set()
+        for queue_url, items in by_queue.items():
+            try:
+                self.ctx.transport.send_batch(queue_url, [m for _, m in items])
+            except QueueGone:
+                self._forget_queue(queue_url)  # a session whose queue is gone: nobody to tell
+            except Exception:
+                log.exception("sending to a queue failed", extra={"queue": queue_url})
+                failed.update(message_id for message_id, _ in items)
+        return failed
+
+    def _forget_queue(self, queue_url: str) -> None:
+        if queue_url == self.ctx.config.response_queue_url:
+            return
+        session_id = queue_url.rsplit("/", 1)[-1].removeprefix(self.ctx.config.session_queue_prefix)
+        now = self.ctx.clock()
+        self.ctx.store.end_session(session_id, now, logout=False)
+        self.ctx.store.mark_reaped(session_id, now)
+
+    def _dead_letter(self, result: Result) -> bool:
+        if self.dlq_url is None:
+            return False  # without a DLQ, SQS's own redrive must do it
+        envelope = result.envelope
+        attributes = dict(list(envelope.attributes.items())[: MAX_ATTRIBUTES - 1])
+        attributes[DEAD_LETTER_REASON] = result.detail[:256] or "dead letter"
+        try:
+            self.ctx.transport.send(self.dlq_url, Outgoing(envelope.body, attributes))
+        except Exception:
+            log.exception("moving a request to the DLQ failed")
+            return False
+        return True
+
+    # --- the long-lived loop ----------------------------------------------------------------
+    def poll_once(self) -> list[Result]:
+        envelopes = self.ctx.transport.receive(
+            self.request_queue_url, MAX_RECEIVE_MESSAGES, self.wait_seconds
+        )
+        results = self.process(envelopes) if envelopes else []
+        done = [r.envelope.receipt_handle for r in results if r.outcome is not Outcome.RETRY]
+        if done:
+            self.ctx.transport.delete_batch(self.request_queue_url, done)
+        for r in results:
+            if r.outcome is Outcome.RETRY:
+                self._back_off(r.envelope)
+        return results
+
+    def _back_off(self, envelope: Envelope) -> None:
+        """Redeliver a failed request sooner than the visibility timeout, a little later each time."""
+        index = min(envelope.receive_count, len(RETRY_BACKOFF_SECONDS)) - 1
+        try:
+            self.ctx.transport.change_visibility(
+                self.request_queue_url, envelope.receipt_handle, RETRY_BACKOFF_SECONDS[index]
+            )
+        except Exception:
+            log.warning("could not shorten the visibility of a failed request")
+
+    def reap(self) -> int:
+        """Delete the queues of sessions that expired more than a minute ago."""
+        now = self.ctx.clock()
+        reaped = 0
+        for session in self.ctx.store.sessions_to_reap(now - REAP_GRACE, REAP_BATCH):
+            self.ctx.transport.delete_queue(session.queue_url)
+            if session.ended_at is None:
+                self.ctx.store.end_session(session.session_id, now, logout=False)
+                self.ctx.store.record_activity(session.user_id, Activity.SESSION_EXPIRED, now)
+            self.ctx.store.mark_reaped(session.session_id, now)
+            reaped += 1
+        return reaped
+
+    def run(self, stop: threading.Event) -> None:
+        """Poll until `stop` is set; the batch in hand is always finished first."""
+        log.info("worker started", extra={"queue": self.request_queue_url})
+        failures = 0
+        while not stop.is_set():
+            try:
+                if self._monotonic() >= self._next_reap:
+                    self._next_reap = self._monotonic() + REAP_INTERVAL_SECONDS
+                    self.reap()
+                self.poll_once()
+                failures = 0
+            except Exception:
+                failures += 1
+                delay = min(30.0, 0.5 * 2**failures)
+                log.exception("worker loop error; retrying", extra={"delay_s": delay})
+                stop.wait(delay)
+        log.info("worker stopped")
