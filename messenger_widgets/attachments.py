@@ -76,6 +76,7 @@ for _type, _extensions in ALLOWED_TYPES.items():
     for _ext in _extensions:
         _MIME.add_type(_type, _ext)
 
+_PLAIN = " ._-()+,=!#&'@[]{}~^"  # ASCII that needs no quoting in a header's filename
 _RESERVED = re.compile(r'[<>:"|?*]')
 _WINDOWS_DEVICE = re.compile(r"^(con|prn|aux|nul|com\d|lpt\d)(\.|$)", re.IGNORECASE)
 _OBJECT_ID = re.compile(r"^[0-9A-Za-z_-]{8,64}$")
@@ -91,11 +92,11 @@ def sanitize_name(name: str) -> str:
     Drops directories, control and bidi characters (an RTL override can disguise `gpj.exe`
     as `exe.jpg`), reserved and leading dots; caps the length but keeps the extension.
     """
-    text = unicodedata.normalize("NFC", str(name))
-    text = re.split(r"[/\\]", text)[-1]
+    text = re.split(r"[/\\]", str(name))[-1]
     text = "".join(
         " " if c.isspace() else c for c in text if c.isspace() or unicodedata.category(c)[0] != "C"
     )
+    text = unicodedata.normalize("NFC", text)
     text = " ".join(_RESERVED.sub("", text).split()).lstrip(". ").rstrip(". ")
     if _WINDOWS_DEVICE.match(text):
         text = "_" + text
@@ -125,7 +126,7 @@ def content_disposition(name: str) -> str:
     plain = "".join(
         c for c in unicodedata.normalize("NFKD", safe) if unicodedata.category(c) != "Mn"
     )
-    fallback = "".join(c if " " <= c <= "~" and c not in '"\\%;' else "_" for c in plain)
+    fallback = "".join(c if c.isascii() and (c.isalnum() or c in _PLAIN) else "_" for c in plain)
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(safe, safe='')}"
 
 
