@@ -75,9 +75,13 @@ class Tokens:
 
     def verify(self, token: str) -> Claims:
         """Return the claims; raise `ExpiredToken` (signature good, time up) or `InvalidToken`."""
-        options = {"require": list(REQUIRED_CLAIMS), "verify_exp": False}
         try:
-            payload = jwt.decode(token, self._secret, algorithms=[ALGORITHM], options=options)
+            payload = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[ALGORITHM],
+                options={"require": list(REQUIRED_CLAIMS), "verify_exp": False},
+            )
         except jwt.PyJWTError as exc:
             raise InvalidToken(f"token rejected: {type(exc).__name__}") from None
         user_id, session_id, exp = payload.get("sub"), payload.get("sid"), payload.get("exp")

@@ -79,15 +79,19 @@ def cmd_provision(args: argparse.Namespace) -> int:
 
     settings = Settings.load(env_file=args.env_file)
     region = settings.region or LOCAL_REGION
-    clients = make_clients(settings if settings.region else Settings(**{**vars(settings), "region": region}))
+    clients = make_clients(
+        settings if settings.region else Settings(**{**vars(settings), "region": region})
+    )
     bucket = args.bucket or settings.bucket or f"{args.prefix}-attachments-{os.urandom(4).hex()}"
     resources = provision(clients.sqs, clients.s3, prefix=args.prefix, bucket=bucket, region=region)
     values = {**resources.env(), "AWS_REGION": region}
     if not settings.token_secret:
         values["MESSENGER_TOKEN_SECRET"] = new_token_secret()
     write_env(Path(args.env_file), values)
-    print(f"Provisioned {resources.request_queue_url}, {resources.response_queue_url}, "
-          f"{resources.dead_letter_queue_url} and bucket {resources.bucket}; wrote {args.env_file}")
+    print(
+        f"Provisioned {resources.request_queue_url}, {resources.response_queue_url}, "
+        f"{resources.dead_letter_queue_url} and bucket {resources.bucket}; wrote {args.env_file}"
+    )
     return 0
 
 
@@ -151,7 +155,9 @@ def parser() -> argparse.ArgumentParser:
     stack.set_defaults(run=cmd_stack)
 
     worker = sub.add_parser("worker", help="process requests until SIGTERM/SIGINT")
-    worker.add_argument("--wait-seconds", type=int, default=20, choices=range(0, 21), metavar="0-20")
+    worker.add_argument(
+        "--wait-seconds", type=int, default=20, choices=range(0, 21), metavar="0-20"
+    )
     worker.set_defaults(run=cmd_worker)
 
     prov = sub.add_parser("provision", help="create queues and bucket; write them to .env")

@@ -13,8 +13,14 @@ CELLS = [
 def notebook_json() -> dict[str, object]:
     return {
         "cells": [
-            {"cell_type": "code", "execution_count": None, "id": f"cell-{i}", "metadata": {},
-             "outputs": [], "source": source}
+            {
+                "cell_type": "code",
+                "execution_count": None,
+                "id": f"cell-{i}",
+                "metadata": {},
+                "outputs": [],
+                "source": source,
+            }
             for i, source in enumerate(CELLS)
         ],
         "metadata": {

@@ -78,7 +78,9 @@ class Outgoing:
     @property
     def size(self) -> int:
         """Bytes SQS counts against its size limit: body plus attribute names, types, values."""
-        attrs = sum(len(k.encode()) + len(v.encode()) + len("String") for k, v in self.attributes.items())
+        attrs = sum(
+            len(k.encode()) + len(v.encode()) + len("String") for k, v in self.attributes.items()
+        )
         return len(self.body.encode()) + attrs
 
 
@@ -97,7 +99,9 @@ class Envelope:
 def now_iso(moment: datetime | None = None) -> str:
     """An ISO-8601 UTC time with milliseconds and a `Z`, as every `dateTime` on the wire."""
     moment = moment or datetime.now(UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return (
+        moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    )
 
 
 def parse_iso(text: str) -> datetime:
@@ -173,7 +177,9 @@ class Request:
     @classmethod
     def decode(cls, envelope: Envelope) -> Request:
         attrs = envelope.attributes
-        hints = {k: attrs[k] for k in ("controller", "method", "token") if k in attrs}
+        hints: dict[str, str] = {
+            k: attrs[k] for k in ("controller", "method", "token") if k in attrs
+        }
         controller, method = attrs.get("controller", ""), attrs.get("method", "")
         if not controller or not method:
             raise DecodeError("request has no controller or method attribute", hints)

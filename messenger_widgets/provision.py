@@ -53,7 +53,9 @@ def provision(
     region: str,
 ) -> Resources:
     try:
-        dlq = _queue(sqs, f"{prefix}-requests-dlq", {"MessageRetentionPeriod": str(DLQ_RETENTION_SECONDS)})
+        dlq = _queue(
+            sqs, f"{prefix}-requests-dlq", {"MessageRetentionPeriod": str(DLQ_RETENTION_SECONDS)}
+        )
         dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"][
             "QueueArn"
         ]

@@ -8,6 +8,7 @@ the same interface for fast unit tests.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
@@ -67,7 +68,9 @@ def batches(messages: Sequence[Outgoing]) -> Iterator[list[tuple[int, Outgoing]]
             raise TransportError(
                 f"message of {message.size} bytes exceeds the {MAX_SQS_MESSAGE_BYTES} byte limit"
             )
-        if chunk and (len(chunk) == MAX_BATCH_ENTRIES or size + message.size > MAX_SQS_MESSAGE_BYTES):
+        if chunk and (
+            len(chunk) == MAX_BATCH_ENTRIES or size + message.size > MAX_SQS_MESSAGE_BYTES
+        ):
             yield chunk
             chunk, size = [], 0
         chunk.append((index, message))
@@ -220,10 +223,8 @@ class SqsTransport:
         return str(response["QueueUrl"])
 
     def delete_queue(self, queue_url: str) -> None:
-        try:
+        with contextlib.suppress(QueueGone):  # already gone is what we wanted
             self._call(queue_url, "delete_queue", QueueUrl=queue_url)
-        except QueueGone:
-            pass
 
     def queue_url(self, name: str) -> str:
         return str(self._call(name, "get_queue_url", QueueName=name)["QueueUrl"])

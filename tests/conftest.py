@@ -28,7 +28,7 @@ def moto_endpoint() -> Iterator[str]:
 def _dummy_aws_credentials() -> None:
     """Never let a test reach a real account: dummy credentials and a fixed region."""
     os.environ["AWS_ACCESS_KEY_ID"] = "testing"
-    os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"  # noqa: S105
+    os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"
     os.environ["AWS_DEFAULT_REGION"] = REGION
     os.environ.pop("AWS_PROFILE", None)
 
@@ -43,5 +43,8 @@ def s3(moto_endpoint: str):  # type: ignore[no-untyped-def]
     from botocore.config import Config
 
     return boto3.client(
-        "s3", region_name=REGION, endpoint_url=moto_endpoint, config=Config(signature_version="s3v4")
+        "s3",
+        region_name=REGION,
+        endpoint_url=moto_endpoint,
+        config=Config(signature_version="s3v4"),
     )

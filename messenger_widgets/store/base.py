@@ -152,7 +152,9 @@ class Store(Protocol):
         """The `limit` newest messages older than `before_order`, oldest first, and has_more."""
         ...
 
-    def messages_since(self, user_id: str, since: datetime | None, limit: int) -> list[StoredMessage]:
+    def messages_since(
+        self, user_id: str, since: datetime | None, limit: int
+    ) -> list[StoredMessage]:
         """Messages to or from the user created after `since` (all when None), oldest first,
         at most `limit` of the newest."""
         ...
@@ -165,7 +167,9 @@ class Store(Protocol):
         ...
 
     # activity and throttling
-    def record_activity(self, user_id: str, kind: Activity, at: datetime, detail: str = "") -> None: ...
+    def record_activity(
+        self, user_id: str, kind: Activity, at: datetime, detail: str = ""
+    ) -> None: ...
 
     def activity(self, user_id: str) -> list[ActivityRecord]: ...
 

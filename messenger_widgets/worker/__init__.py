@@ -46,7 +46,9 @@ def build_worker(settings: Settings, *, wait_seconds: int = 20) -> Worker:
     settings.validate(WORKER_REQUIRED)
     clients = make_clients(settings)
     transport = SqsTransport(clients.sqs)
-    attachments = Attachments(clients.s3, settings.bucket, endpoint_url=settings.endpoint_url or None)
+    attachments = Attachments(
+        clients.s3, settings.bucket, endpoint_url=settings.endpoint_url or None
+    )
     ctx = build_context(settings, transport=transport, attachments=attachments)
     dlq = dead_letter_queue_url(transport, settings.request_queue_url)
     return Worker(ctx, settings.request_queue_url, dlq, wait_seconds=wait_seconds)

@@ -26,9 +26,11 @@ from ..transport import Transport
 
 
 class AttachmentLookup(Protocol):
-    """The two things the worker asks S3: where a URL points, and whether an object exists."""
+    """What the worker asks of attachments: where a URL points, is a key sane, does it exist."""
 
     def key_from_url(self, url: str) -> str | None: ...
+
+    def validate_key(self, key: str) -> str: ...
 
     def head(self, key: str) -> tuple[int, str] | None: ...
 
@@ -64,7 +66,9 @@ class Outbox:
     deliveries: list[tuple[str, Outgoing]] = field(default_factory=list)
 
     def reply(self, ctx: Context, res_to: str, status: int, body: dict[str, Any]) -> None:
-        self.deliveries.append((ctx.config.response_queue_url, Reply(res_to, status, body).encode()))
+        self.deliveries.append(
+            (ctx.config.response_queue_url, Reply(res_to, status, body).encode())
+        )
 
     def push(self, queue_url: str, push: Push) -> None:
         self.deliveries.append((queue_url, push.encode()))

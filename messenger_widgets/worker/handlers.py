@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from .. import bodies
-from ..errors import AlreadyExists, BadRequest, Throttled, Unauthorized
+from ..errors import AlreadyExists, AttachmentError, BadRequest, Throttled, Unauthorized
 from ..protocol import (
     ATTACHMENT_PREFIX,
     LOGIN_HISTORY_LIMIT,
@@ -161,9 +161,11 @@ def _attachment_body(ctx: Context, ref: bodies.AttachmentRef) -> dict[str, Any]:
     key = ref.key or ctx.attachments.key_from_url(ref.url)
     if not key:
         raise BadRequest("attachment url does not point into the attachments bucket")
-    if not key.startswith(ATTACHMENT_PREFIX) or ".." in key.split("/"):
-        raise BadRequest(f"attachment key must start with {ATTACHMENT_PREFIX}")
-    found = ctx.attachments.head(key)
+    try:
+        key = ctx.attachments.validate_key(key)
+    except AttachmentError:
+        raise BadRequest(f"attachment key must be a plain key under {ATTACHMENT_PREFIX}") from None
+    found = ctx.attachments.head(key)  # an S3 outage raises: the request is redelivered
     if found is None:
         raise BadRequest("attachment not found in the bucket")
     size, _ = found

@@ -231,7 +231,7 @@ class Worker:
         return results
 
     def _back_off(self, envelope: Envelope) -> None:
-        """Redeliver a failed request sooner than the visibility timeout, a little later each time."""
+        """Redeliver a failed request sooner than the visibility timeout, later each time."""
         index = min(envelope.receive_count, len(RETRY_BACKOFF_SECONDS)) - 1
         try:
             self.ctx.transport.change_visibility(
