@@ -65,11 +65,14 @@ def worker_env(settings: Settings) -> dict[str, str]:
 
 
 def start_worker_process(settings: Settings, wait_seconds: int = 1) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "messenger_widgets", "worker", "--wait-seconds", str(wait_seconds)],
-        env=worker_env(settings),
-        stderr=subprocess.PIPE,
-    )
+    """`messenger worker`; its JSON log goes to worker-<pid>.log beside the store."""
+    log = open(settings.sqlite_path.parent / f"worker-{uuid.uuid4().hex[:6]}.log", "ab")  # noqa: SIM115
+    with log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "messenger_widgets", "worker", "--wait-seconds", str(wait_seconds)],
+            env=worker_env(settings),
+            stderr=log,
+        )
 
 
 @pytest.fixture(scope="module")
