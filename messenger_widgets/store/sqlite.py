@@ -13,6 +13,7 @@ import json
 import sqlite3
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -102,31 +103,21 @@ def _encode_body(body: str | dict[str, Any]) -> tuple[str, str]:
 
 def _user(row: sqlite3.Row) -> User:
     return User(
-        user_id=row["user_id"],
-        first_name=row["first_name"],
-        last_name=row["last_name"],
-        email=row["email"],
-        password_hash=row["password_hash"],
-        dark_mode=bool(row["dark_mode"]),
-        created_at=_dt(row["created_at"]),
-        last_logout_at=_opt_dt(row["last_logout_at"]),
-        created_by=row["created_by"],
-    )
+        row["user_id"], row["first_name"], row["last_name"], row["email"], row["password_hash"],
+        bool(row["dark_mode"]), _dt(row["created_at"]), _opt_dt(row["last_logout_at"]),
+        row["created_by"],
+    )  # fmt: skip
 
 
 def _session(row: sqlite3.Row) -> SessionRecord:
     return SessionRecord(
-        session_id=row["session_id"],
-        user_id=row["user_id"],
-        queue_url=row["queue_url"],
-        created_at=_dt(row["created_at"]),
-        expires_at=_dt(row["expires_at"]),
-        ended_at=_opt_dt(row["ended_at"]),
-        reaped=bool(row["reaped"]),
-    )
+        row["session_id"], row["user_id"], row["queue_url"], _dt(row["created_at"]),
+        _dt(row["expires_at"]), _opt_dt(row["ended_at"]), bool(row["reaped"]),
+    )  # fmt: skip
 
 
 def _message(row: sqlite3.Row) -> StoredMessage:
+    """Check the kind marker, so a corrupt row is a `StoreError`, not a wrong-typed body."""
     try:
         body = json.loads(row["body"])
     except ValueError as exc:
@@ -134,14 +125,343 @@ def _message(row: sqlite3.Row) -> StoredMessage:
     if not isinstance(body, str if row["body_kind"] == "text" else dict):
         raise StoreError(f"message {row['message_id']} has a body of the wrong kind")
     return StoredMessage(
-        message_id=row["message_id"],
-        sender_id=row["sender_id"],
-        recipient_id=row["recipient_id"],
-        body=body,
-        order=int(row["order_no"]),
-        created_at=_dt(row["created_at"]),
-        is_read=bool(row["is_read"]),
-        client_message_id=row["client_message_id"],
-    )
+        row["message_id"], row["sender_id"], row["recipient_id"], body, int(row["order_no"]),
+        _dt(row["created_at"]), bool(row["is_read"]), row["client_message_id"],
+    )  # fmt: skip
 
 
+class SqliteStore:
+    """`Store` over one SQLite file; one connection per instance, guarded by a lock."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        clock: Callable[[], datetime] | None = None,
+        *,
+        busy_timeout: float = 10.0,
+    ) -> None:
+        self.path = Path(path)
+        # Every method takes explicit times; the clock is kept for callers that want one.
+        self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
+        self._lock = threading.Lock()
+        self._closed = False
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(
+                self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open SQLite store at {self.path}: {exc}") from exc
+        conn.row_factory = sqlite3.Row
+        self._conn = conn
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+            conn.execute("PRAGMA foreign_keys = ON")
+            self._prepare(time.monotonic() + busy_timeout)
+        except BaseException as exc:
+            conn.close()
+            if isinstance(exc, sqlite3.Error):
+                raise _translate(exc, self.path) from exc
+            raise
+
+    def _prepare(self, deadline: float) -> None:
+        """Switch to WAL and migrate, retrying while busy: SQLite answers a journal-mode
+        switch racing another process's with SQLITE_BUSY at once, without waiting."""
+        while True:
+            try:
+                if self._conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    self._conn.execute("PRAGMA journal_mode = WAL")
+                self._migrate()
+                return
+            except (sqlite3.OperationalError, StoreError) as exc:
+                cause = exc if isinstance(exc, sqlite3.Error) else exc.__cause__
+                name = getattr(cause, "sqlite_errorname", "")
+                if not name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.02)
+
+    def _migrate(self) -> None:
+        """Apply the missing steps in one write transaction, so concurrent openers serialize
+        and the second one finds nothing left to do."""
+        with self._tx(write=True) as conn:
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"SQLite store at {self.path} has schema version {version}, newer than"
+                    f" this code's {SCHEMA_VERSION}"
+                )
+            for step in MIGRATIONS[version:]:
+                for statement in step:
+                    conn.execute(statement)
+            if version != SCHEMA_VERSION:
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    @contextmanager
+    def _tx(self, write: bool = False) -> Iterator[sqlite3.Connection]:
+        """Serialize threads; a write takes the database write lock up front (BEGIN
+        IMMEDIATE), so its reads and writes cannot interleave with another process."""
+        with self._lock:
+            if self._closed:
+                raise StoreError(f"SQLite store at {self.path} is closed")
+            conn = self._conn
+            try:
+                if write:
+                    conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                    if write:
+                        conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        with suppress(sqlite3.Error):
+                            conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise _translate(exc, self.path) from exc
+
+    def _rows(self, sql: str, params: tuple[Any, ...]) -> list[sqlite3.Row]:
+        with self._tx() as conn:
+            return conn.execute(sql, params).fetchall()
+
+    def _one(self, sql: str, params: tuple[Any, ...]) -> sqlite3.Row | None:
+        rows = self._rows(sql, params)
+        return rows[0] if rows else None
+
+    def _write(self, sql: str, params: tuple[Any, ...]) -> int:
+        with self._tx(write=True) as conn:
+            return conn.execute(sql, params).rowcount
+
+    # users
+    def create_user(
+        self,
+        first_name: str,
+        last_name: str,
+        email: str,
+        password_hash: str,
+        dark_mode: bool,
+        now: datetime,
+        created_by: str = "",
+    ) -> User:
+        user = User(
+            uuid.uuid4().hex, first_name, last_name, email, password_hash, dark_mode,
+            _dt(_ts(now)), None, created_by,
+        )  # fmt: skip
+        self._write(
+            "INSERT INTO users (user_id, first_name, last_name, email, email_key, name_key,"
+            " password_hash, dark_mode, created_at, created_by)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                user.user_id, first_name, last_name, email, email.casefold(),
+                user.name.casefold(), password_hash, int(dark_mode), _ts(now), created_by,
+            ),
+        )  # fmt: skip
+        return user
+
+    def get_user(self, user_id: str) -> User | None:
+        row = self._one("SELECT * FROM users WHERE user_id = ?", (user_id,))
+        return None if row is None else _user(row)
+
+    def get_user_by_email(self, email: str) -> User | None:
+        row = self._one("SELECT * FROM users WHERE email_key = ?", (email.casefold(),))
+        return None if row is None else _user(row)
+
+    def search_users(self, text: str, exclude_user_id: str, limit: int) -> list[User]:
+        """instr() on the casefolded "first last" key: every substring of the first or last
+        name is one of the full name, and instr() gives no character a special meaning.
+        An empty query matches nobody rather than everybody."""
+        needle = text.casefold()
+        if not needle or limit <= 0:
+            return []
+        rows = self._rows(
+            "SELECT * FROM users WHERE instr(name_key, ?) > 0 AND user_id <> ?"
+            " ORDER BY name_key, user_id LIMIT ?",
+            (needle, exclude_user_id, limit),
+        )
+        return [_user(row) for row in rows]
+
+    def set_dark_mode(self, user_id: str, enabled: bool) -> None:
+        sql = "UPDATE users SET dark_mode = ? WHERE user_id = ?"
+        if self._write(sql, (int(enabled), user_id)) == 0:
+            raise NotFound(f"no user {user_id!r}")
+
+    # sessions
+    def create_session(
+        self, session_id: str, user_id: str, queue_url: str, now: datetime, expires_at: datetime
+    ) -> SessionRecord:
+        self._write(
+            "INSERT INTO sessions (session_id, user_id, queue_url, created_at, expires_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (session_id, user_id, queue_url, _ts(now), _ts(expires_at)),
+        )
+        return SessionRecord(session_id, user_id, queue_url, _dt(_ts(now)), _dt(_ts(expires_at)))
+
+    def get_session(self, session_id: str) -> SessionRecord | None:
+        row = self._one("SELECT * FROM sessions WHERE session_id = ?", (session_id,))
+        return None if row is None else _session(row)
+
+    def live_sessions(self, user_id: str, now: datetime) -> list[SessionRecord]:
+        rows = self._rows(
+            "SELECT * FROM sessions WHERE user_id = ? AND ended_at IS NULL AND expires_at > ?"
+            " ORDER BY created_at, session_id",
+            (user_id, _ts(now)),
+        )
+        return [_session(row) for row in rows]
+
+    def end_session(self, session_id: str, now: datetime, logout: bool) -> SessionRecord | None:
+        """Only the call that ends the session writes, so a redelivered logout changes
+        nothing; `last_logout_at` never moves backwards (workers' clocks may differ)."""
+        select = "SELECT * FROM sessions WHERE session_id = ?"
+        with self._tx(write=True) as conn:
+            row = conn.execute(select, (session_id,)).fetchone()
+            if row is None or row["ended_at"] is not None:
+                return None if row is None else _session(row)
+            conn.execute(
+                "UPDATE sessions SET ended_at = ? WHERE session_id = ?", (_ts(now), session_id)
+            )
+            if logout:
+                conn.execute(
+                    "UPDATE users SET last_logout_at = max(coalesce(last_logout_at, ''), ?)"
+                    " WHERE user_id = ?",
+                    (_ts(now), row["user_id"]),
+                )
+            return _session(conn.execute(select, (session_id,)).fetchone())
+
+    def sessions_to_reap(self, expired_before: datetime, limit: int) -> list[SessionRecord]:
+        cutoff = _ts(expired_before)
+        rows = self._rows(
+            "SELECT * FROM sessions WHERE reaped = 0"
+            " AND ((ended_at IS NOT NULL AND ended_at < ?) OR expires_at < ?)"
+            " ORDER BY expires_at, session_id LIMIT ?",
+            (cutoff, cutoff, max(limit, 0)),
+        )
+        return [_session(row) for row in rows]
+
+    def mark_reaped(self, session_id: str, now: datetime) -> None:
+        """Idempotent, and a no-op for an unknown session: reaping is simply retried."""
+        self._write(
+            "UPDATE sessions SET reaped = 1, reaped_at = coalesce(reaped_at, ?)"
+            " WHERE session_id = ?",
+            (_ts(now), session_id),
+        )
+
+    # messages
+    def add_message(
+        self,
+        sender_id: str,
+        recipient_id: str,
+        body: str | dict[str, Any],
+        client_message_id: str,
+        now: datetime,
+    ) -> tuple[StoredMessage, bool]:
+        """The duplicate check, the next order and the insert share one write transaction."""
+        kind, payload = _encode_body(body)
+        key = conversation_key(sender_id, recipient_id)
+        with self._tx(write=True) as conn:
+            if client_message_id:
+                row = conn.execute(
+                    "SELECT * FROM messages WHERE sender_id = ? AND client_message_id = ?",
+                    (sender_id, client_message_id),
+                ).fetchone()
+                if row is not None:
+                    return _message(row), False
+            order = int(
+                conn.execute(
+                    "SELECT coalesce(max(order_no), 0) + 1 FROM messages WHERE conversation = ?",
+                    (key,),
+                ).fetchone()[0]
+            )
+            message = StoredMessage(
+                uuid.uuid4().hex, sender_id, recipient_id, json.loads(payload), order,
+                _dt(_ts(now)), False, client_message_id,
+            )  # fmt: skip
+            conn.execute(
+                "INSERT INTO messages (message_id, conversation, order_no, sender_id,"
+                " recipient_id, body_kind, body, created_at, client_message_id)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    message.message_id, key, order, sender_id, recipient_id, kind, payload,
+                    _ts(now), client_message_id,
+                ),
+            )  # fmt: skip
+        return message, True
+
+    def conversation(
+        self, a: str, b: str, limit: int, before_order: int | None = None
+    ) -> tuple[list[StoredMessage], bool]:
+        """Fetch one more than asked: its presence is `has_more`."""
+        limit = max(limit, 0)
+        rows = self._rows(
+            "SELECT * FROM messages WHERE conversation = ? AND order_no < ?"
+            " ORDER BY order_no DESC LIMIT ?",
+            (
+                conversation_key(a, b),
+                _NO_LIMIT if before_order is None else before_order,
+                limit + 1,
+            ),
+        )
+        return [_message(row) for row in reversed(rows[:limit])], len(rows) > limit
+
+    def messages_since(
+        self, user_id: str, since: datetime | None, limit: int
+    ) -> list[StoredMessage]:
+        rows = self._rows(
+            "SELECT * FROM messages WHERE (sender_id = ? OR recipient_id = ?) AND created_at > ?"
+            " ORDER BY created_at DESC, order_no DESC, rowid DESC LIMIT ?",
+            (user_id, user_id, "" if since is None else _ts(since), max(limit, 0)),
+        )
+        return [_message(row) for row in reversed(rows)]
+
+    def count_messages_since(self, user_id: str, since: datetime | None) -> int:
+        row = self._one(
+            "SELECT count(*) FROM messages WHERE (sender_id = ? OR recipient_id = ?)"
+            " AND created_at > ?",
+            (user_id, user_id, "" if since is None else _ts(since)),
+        )
+        return 0 if row is None else int(row[0])
+
+    def mark_read(self, reader_id: str, sender_id: str) -> int:
+        where = "WHERE conversation = ? AND sender_id = ? AND recipient_id = ?"
+        params = (conversation_key(reader_id, sender_id), sender_id, reader_id)
+        with self._tx(write=True) as conn:
+            conn.execute(f"UPDATE messages SET is_read = 1 {where} AND is_read = 0", params)  # noqa: S608
+            row = conn.execute(f"SELECT coalesce(max(order_no), 0) FROM messages {where}", params)  # noqa: S608
+            return int(row.fetchone()[0])
+
+    # activity and throttling
+    def record_activity(self, user_id: str, kind: Activity, at: datetime, detail: str = "") -> None:
+        self._write(
+            "INSERT INTO activity (user_id, kind, at, detail) VALUES (?, ?, ?, ?)",
+            (user_id, Activity(kind).value, _ts(at), detail),
+        )
+
+    def activity(self, user_id: str) -> list[ActivityRecord]:
+        rows = self._rows("SELECT * FROM activity WHERE user_id = ? ORDER BY at, id", (user_id,))
+        return [
+            ActivityRecord(row["user_id"], Activity(row["kind"]), _dt(row["at"]), row["detail"])
+            for row in rows
+        ]
+
+    def record_failed_login(self, email: str, at: datetime) -> None:
+        sql = "INSERT INTO failed_logins (email_key, at) VALUES (?, ?)"
+        self._write(sql, (email.casefold(), _ts(at)))
+
+    def failed_logins_since(self, email: str, since: datetime) -> int:
+        """Inclusive of `since`: at the window's edge, throttling errs on the safe side."""
+        row = self._one(
+            "SELECT count(*) FROM failed_logins WHERE email_key = ? AND at >= ?",
+            (email.casefold(), _ts(since)),
+        )
+        return 0 if row is None else int(row[0])
+
+    def clear_failed_logins(self, email: str) -> None:
+        self._write("DELETE FROM failed_logins WHERE email_key = ?", (email.casefold(),))
+
+    def close(self) -> None:
+        """Idempotent; any later call raises `StoreError`."""
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                with suppress(sqlite3.Error):
+                    self._conn.close()
