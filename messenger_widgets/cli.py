@@ -58,7 +58,12 @@ def cmd_stack(args: argparse.Namespace) -> int:
 
     logs.configure()
     stop = _stop_event()
-    with LocalStack(Path(args.state_dir), port=args.port, workers=args.workers) as stack:
+    with LocalStack(
+        Path(args.state_dir),
+        port=args.port,
+        workers=args.workers,
+        worker_wait_seconds=args.wait_seconds,
+    ) as stack:
         _print_settings(stack.settings)
         if args.env_file:
             from .provision import write_env
@@ -152,6 +157,9 @@ def parser() -> argparse.ArgumentParser:
     stack.add_argument("--workers", type=int, default=1)
     stack.add_argument("--state-dir", default=".messenger")
     stack.add_argument("--env-file", default="", help="also write the client settings here")
+    stack.add_argument(
+        "--wait-seconds", type=int, default=20, help="worker long-poll wait (shorter stops faster)"
+    )
     stack.set_defaults(run=cmd_stack)
 
     worker = sub.add_parser("worker", help="process requests until SIGTERM/SIGINT")
