@@ -194,3 +194,32 @@ def test_reaper_deletes_expired_session_queues_after_a_minute(
     now[0] += timedelta(seconds=31)
     assert worker.reap() == 1
     assert not client.queue_exists(body["url"])
+
+
+class BrokenStore(FlakyStore):
+    """A store whose `search_users` always fails: the request must end in the DLQ."""
+
+    def search_users(self, *args: Any, **kwargs: Any) -> Any:
+        self.failures += 1
+        raise StoreError("always down")
+
+    def add_message(self, *args: Any, **kwargs: Any) -> Any:
+        return self.inner.add_message(*args, **kwargs)
+
+
+def test_a_request_that_always_fails_lands_in_the_dlq_after_five_receives(
+    fresh_stack: tuple[Settings, Resources], in_process_worker: WorkerFactory
+) -> None:
+    settings, resources = fresh_stack
+    store = BrokenStore(SqliteStore(settings.sqlite_path))
+    in_process_worker(settings, store=store)
+    client = raw(fresh_stack)
+    me = client.user("Unlucky")
+    client.send("user", "searchUser", {"name": "poison-marker"}, me.token)
+    deadline = time.monotonic() + 60
+    while dlq_depth(client, resources) == 0 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    got = client.sqs.receive_message(QueueUrl=resources.dead_letter_queue_url, WaitTimeSeconds=1)
+    assert "poison-marker" in got["Messages"][0]["Body"]
+    assert store.failures == 5
+    assert client.depth(resources.request_queue_url) == 0

@@ -232,3 +232,22 @@ def test_oversized_history_page_is_trimmed_to_fit_one_message(h: Harness) -> Non
     h.call("message", "selectSearchUser", {"userID": bob["userID"]}, ada["token"])
     [select] = h.pushes(ada["url"])
     assert 0 < len(select.body) < 12 and select.body[-1]["order"] == 12
+
+
+def test_throttle_lifts_when_the_window_has_passed(h: Harness) -> None:
+    h.call(
+        "user", "register", {"fName": "T", "lName": "W", "email": "t@w.io", "password": "password1"}
+    )
+    for _ in range(5):
+        assert (
+            h.reply(h.call("user", "login", {"email": "t@w.io", "password": "wrong!!!"})).status
+            == 401
+        )
+    h.now += timedelta(minutes=14)
+    assert (
+        h.reply(h.call("user", "login", {"email": "T@W.io", "password": "password1"})).status == 429
+    )
+    h.now += timedelta(minutes=2)
+    assert (
+        h.reply(h.call("user", "login", {"email": "t@w.io", "password": "password1"})).status == 200
+    )
