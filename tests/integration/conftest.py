@@ -69,7 +69,14 @@ def start_worker_process(settings: Settings, wait_seconds: int = 1) -> subproces
     log = open(settings.sqlite_path.parent / f"worker-{uuid.uuid4().hex[:6]}.log", "ab")  # noqa: SIM115
     with log:
         return subprocess.Popen(
-            [sys.executable, "-m", "messenger_widgets", "worker", "--wait-seconds", str(wait_seconds)],
+            [
+                sys.executable,
+                "-m",
+                "messenger_widgets",
+                "worker",
+                "--wait-seconds",
+                str(wait_seconds),
+            ],
             env=worker_env(settings),
             stderr=log,
         )
@@ -80,12 +87,26 @@ def worker_process(stack: tuple[Settings, Resources]) -> Iterator[subprocess.Pop
     """The real `messenger worker` command, as a separate process."""
     proc = start_worker_process(stack[0])
     yield proc
+    stop_process(proc)
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, as an operator would; SIGKILL only if it does not stop in time."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def aws_clients(endpoint: str) -> tuple[Any, Any]:
+    """Fresh SQS and S3 (s3v4) clients for the moto server."""
+    sqs = boto3.client("sqs", region_name=REGION, endpoint_url=endpoint)
+    s3 = boto3.client(
+        "s3", region_name=REGION, endpoint_url=endpoint, config=Config(signature_version="s3v4")
+    )
+    return sqs, s3
 
 
 @pytest.fixture
@@ -105,13 +126,7 @@ def in_process_worker(moto_endpoint: str) -> Iterator[WorkerFactory]:
     def start(
         settings: Settings, run: bool = True, **overrides: Any
     ) -> tuple[Worker, threading.Event]:
-        sqs = boto3.client("sqs", region_name=REGION, endpoint_url=moto_endpoint)
-        s3 = boto3.client(
-            "s3",
-            region_name=REGION,
-            endpoint_url=moto_endpoint,
-            config=Config(signature_version="s3v4"),
-        )
+        sqs, s3 = aws_clients(moto_endpoint)
         transport = SqsTransport(sqs)
         overrides.setdefault("store", SqliteStore(settings.sqlite_path))
         overrides.setdefault("passwords", Passwords.fast_for_tests())

@@ -9,7 +9,6 @@ from collections.abc import Callable, Iterator
 
 import boto3
 import pytest
-from botocore.config import Config
 
 from messenger_widgets.attachments import Attachments
 from messenger_widgets.client.session import Session
@@ -20,6 +19,7 @@ from messenger_widgets.provision import Resources
 from messenger_widgets.transport import SqsTransport
 
 from ..conftest import REGION
+from .conftest import aws_clients
 from .rawclient import RawClient
 
 pytestmark = pytest.mark.usefixtures("worker_process")
@@ -43,13 +43,7 @@ def make_session(
     sessions: list[Session] = []
 
     def make(first: str) -> Session:
-        sqs = boto3.client("sqs", region_name=REGION, endpoint_url=moto_endpoint)
-        s3 = boto3.client(
-            "s3",
-            region_name=REGION,
-            endpoint_url=moto_endpoint,
-            config=Config(signature_version="s3v4"),
-        )
+        sqs, s3 = aws_clients(moto_endpoint)
         session = Session(
             SqsTransport(sqs),
             resources.request_queue_url,

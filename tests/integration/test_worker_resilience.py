@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import subprocess
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,6 +17,7 @@ from messenger_widgets.store.sqlite import SqliteStore
 
 from ..conftest import REGION
 from .conftest import WorkerFactory, start_worker_process
+from .conftest import stop_process as stop
 from .rawclient import RawClient
 
 pytestmark = pytest.mark.slow
@@ -27,15 +27,6 @@ def raw(stack: tuple[Settings, Resources]) -> RawClient:
     settings, resources = stack
     sqs = boto3.client("sqs", region_name=REGION, endpoint_url=settings.endpoint_url)
     return RawClient(sqs, resources.request_queue_url, resources.response_queue_url)
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def conversation(client: RawClient, me: Any, other_id: str) -> list[dict[str, Any]]:
