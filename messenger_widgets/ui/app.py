@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import ipywidgets as w
 
 from .. import errors
+from ..attachments import Attachments
 from ..client.session import Session
 from ..client.state import Change, ChangeKind, State
 from ..config import CLIENT_REQUIRED, Settings
@@ -42,7 +43,6 @@ class AttachmentLinks(Protocol):
 
 def _connect(settings: Settings | None, attachments: Any) -> tuple[Session, Any]:
     """A Session on real SQS/S3 from the settings; boto3 is touched only here."""
-    from ..attachments import Attachments
     from ..aws import make_clients
     from ..transport import SqsTransport
 
@@ -314,6 +314,11 @@ class Messenger:
     def _send_file(self, name: str, data: bytes, content_type: str) -> None:
         user_id = self._open_user()
         if user_id is None or self.home is None:
+            return
+        try:  # refuse at once what the upload would refuse (size, type), without a request
+            Attachments.check(name, len(data), content_type)
+        except errors.AttachmentError as exc:
+            self.toasts.error(describe(exc))
             return
         session, composer = self._session_call(), self.home.composer
         progress = composer.progress_for(name)
