@@ -76,6 +76,10 @@ class App:
     def user_rows(self, name: str) -> Locator:
         return self.page.locator(".msgr-user", has_text=name)
 
+    def row(self, name: str) -> Locator:
+        """The shown row naming `name` (search results and conversations never show together)."""
+        return self.user_rows(name).filter(visible=True).first
+
     def badges(self, name: str) -> Locator:
         """Visible unread badges with a count > 0 on any row naming `name`."""
         return (
@@ -83,6 +87,17 @@ class App:
             .locator(".msgr-unread")
             .filter(visible=True)
             .filter(has_text=NONZERO_BADGE)
+        )
+
+    def images(self, direction: str) -> Locator:
+        """Inline images in the thread's incoming/outgoing bubbles (the <img> is the widget)."""
+        return self.thread.locator(f".msgr-{direction}").locator("img.msgr-image, .msgr-image img")
+
+    def downloads(self, direction: str, name: str) -> Locator:
+        return (
+            self.thread.locator(f".msgr-{direction}")
+            .locator("a.msgr-download, .msgr-download a")
+            .filter(has_text=name)
         )
 
     # --- actions ------------------------------------------------------------------------------
@@ -107,13 +122,11 @@ class App:
         self.fill("msgr-register-confirm", password)
 
     def register(self, user: Any) -> None:
-        """Register through the form; afterwards the app shows login (or home, if it logs in)."""
+        """Register through the form; the app then shows login with the email filled in."""
         self.go_to_register()
         self.fill_register(user.first, user.last, user.email, user.password)
         self.click("msgr-register-submit")
-        expect(
-            self.page.locator(".msgr-login, .msgr-home").filter(visible=True).first
-        ).to_be_visible(timeout=ROUND_TRIP_MS)
+        expect(self.css("msgr-login")).to_be_visible(timeout=ROUND_TRIP_MS)
 
     def login(self, user: Any) -> None:
         if self.css("msgr-home").is_visible():
@@ -128,20 +141,21 @@ class App:
         self.click("msgr-search-submit")
 
     def find(self, name: str, query: str | None = None) -> Locator:
-        """Search for a user and wait for their row."""
+        """Search everyone and wait for the row naming `name`."""
         self.search(query if query is not None else name)
-        row = self.user_rows(name).first
+        row = self.row(name)
         expect(row).to_be_visible(timeout=ROUND_TRIP_MS)
         return row
 
     def open_conversation(self, name: str, query: str | None = None) -> None:
-        """Open the thread with `name` from an existing row, or from a search for them."""
-        row = self.user_rows(name).first
+        """Open the thread with `name`: click their shown row, or search for them first."""
+        row = self.row(name)
         if not row.is_visible():
             row = self.find(name, query)
         target = row.locator("button").first if row.locator("button").count() else row
         target.click()
-        expect(self.thread).to_be_visible(timeout=ROUND_TRIP_MS)
+        expect(self.css("msgr-thread-title")).to_have_text(name, timeout=ROUND_TRIP_MS)
+        expect(self.field("msgr-composer")).to_be_enabled(timeout=ROUND_TRIP_MS)
 
     def send(self, text: str, *, expect_shown: str | None = None) -> None:
         """Send a text and wait for it in the thread as an outgoing message."""
