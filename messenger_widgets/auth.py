@@ -85,11 +85,16 @@ class Tokens:
         except jwt.PyJWTError as exc:
             raise InvalidToken(f"token rejected: {type(exc).__name__}") from None
         user_id, session_id, exp = payload.get("sub"), payload.get("sid"), payload.get("exp")
-        if not isinstance(user_id, str) or not isinstance(session_id, str) or not user_id:
+        if not isinstance(user_id, str) or not isinstance(session_id, str):
+            raise InvalidToken("token claims are malformed")
+        if not user_id or not session_id:
             raise InvalidToken("token claims are malformed")
         if isinstance(exp, bool) or not isinstance(exp, int | float):
             raise InvalidToken("token expiry is malformed")
-        expires_at = datetime.fromtimestamp(exp, UTC)
+        try:
+            expires_at = datetime.fromtimestamp(exp, UTC)
+        except (OverflowError, OSError, ValueError):
+            raise InvalidToken("token expiry is malformed") from None
         if expires_at <= self._clock():
             raise ExpiredToken("session expired", user_id, session_id)
         return Claims(user_id, session_id, expires_at)

@@ -7,6 +7,7 @@ text over the limit), so every handler starts from values it can trust.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,7 +44,8 @@ def _name(body: dict[str, Any], field: str) -> str:
     value = _str(body, field).strip()
     if not NAME_MIN_CHARS <= len(value) <= NAME_MAX_CHARS:
         raise BadRequest(f"{field} must be {NAME_MIN_CHARS}-{NAME_MAX_CHARS} characters")
-    if any(ord(c) < 32 for c in value):
+    # Cc: C0 (U+0000-001F), DEL (U+007F) and C1 (U+0080-009F), not only the first.
+    if any(unicodedata.category(c) == "Cc" for c in value):
         raise BadRequest(f"{field} must not contain control characters")
     return value
 

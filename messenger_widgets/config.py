@@ -22,6 +22,7 @@ DEFAULT_SESSION_TTL = 12 * 3600
 DEFAULT_SESSION_QUEUE_PREFIX = "messenger-session-"
 LOCAL_REGION = "us-east-1"
 MIN_TOKEN_SECRET_BYTES = 32
+MAX_SESSION_TTL = 10 * 366 * 24 * 3600  # ten years: far beyond any session, far below overflow
 
 # field name -> accepted variable names, in search order
 SETTINGS: dict[str, tuple[str, ...]] = {
@@ -108,9 +109,7 @@ class Settings:
         where = {k: f" (from {src})" for k, (_, src) in (raw or {}).items()}
         for field in require:
             if not getattr(self, field):
-                names = SETTINGS[field]
-                alias = f" (also accepted: {', '.join(names[1:])})" if len(names) > 1 else ""
-                raise ConfigError(f"{names[0]} is not set{alias}")
+                raise ConfigError(f"{_name(field)} is not set{_aliases(field)}")
         for field in ("request_queue_url", "response_queue_url", "endpoint_url"):
             value = getattr(self, field)
             if value and not _is_http_url(value):
@@ -118,17 +117,28 @@ class Settings:
                     f"{_name(field)} must be an http(s) URL, got {value!r}{where.get(field, '')}"
                 )
         if (self.request_queue_url or self.response_queue_url) and not self.region:
-            raise ConfigError(f"{_name('region')} is not set (also accepted: REGION)")
+            raise ConfigError(f"{_name('region')} is not set{_aliases('region')}")
         if bool(self.access_key_id) != bool(self.secret_access_key):
-            missing = "secret_access_key" if self.access_key_id else "access_key_id"
-            raise ConfigError(f"{_name(missing)} is not set but its pair is")
+            missing, present = (
+                ("secret_access_key", "access_key_id")
+                if self.access_key_id
+                else ("access_key_id", "secret_access_key")
+            )
+            raise ConfigError(
+                f"{_name(missing)} is not set but {_name(present)} is{where.get(present, '')}"
+            )
         if self.token_secret and len(self.token_secret.encode()) < MIN_TOKEN_SECRET_BYTES:
             raise ConfigError(
                 f"{_name('token_secret')} must be at least {MIN_TOKEN_SECRET_BYTES} bytes"
+                f"{where.get('token_secret', '')}"
             )
-        if not (self.store == "dynamodb" or self.store.startswith("sqlite:///")):
+        sqlite_file = self.store.startswith("sqlite:///") and self.store[len("sqlite:///") :].strip(
+            "/"
+        )
+        if not (self.store == "dynamodb" or sqlite_file):
             raise ConfigError(
                 f"{_name('store')} must be 'sqlite:///path' or 'dynamodb', got {self.store!r}"
+                f"{where.get('store', '')}"
             )
         if self.store == "dynamodb" and not (self.users_table and self.messages_table):
             raise ConfigError("MESSENGER_USERS_TABLE and MESSENGER_MESSAGES_TABLE must be set")
@@ -164,14 +174,17 @@ def _name(field: str) -> str:
     return SETTINGS[field][0]
 
 
+def _aliases(field: str) -> str:
+    names = SETTINGS[field]
+    return f" (also accepted: {', '.join(names[1:])})" if len(names) > 1 else ""
+
+
 def _positive_int(field: str, value: str, source: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if number <= 0:
+    # ASCII digits only: int() would also take "1_000", "+5" and other scripts' digits.
+    number = int(value) if value.isascii() and value.isdigit() and len(value) <= 12 else 0
+    if not 0 < number <= MAX_SESSION_TTL:
         raise ConfigError(
-            f"{_name(field)} must be a positive whole number of seconds, "
+            f"{_name(field)} must be a whole number of seconds from 1 to {MAX_SESSION_TTL}, "
             f"got {value!r} (from {source})"
         )
     return number

@@ -9,6 +9,8 @@ Every limit of the contract is a named constant here, checked before AWS is call
 from __future__ import annotations
 
 import json
+import math
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -99,9 +101,8 @@ class Envelope:
 def now_iso(moment: datetime | None = None) -> str:
     """An ISO-8601 UTC time with milliseconds and a `Z`, as every `dateTime` on the wire."""
     moment = moment or datetime.now(UTC)
-    return (
-        moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-    )
+    # isoformat, not strftime("%Y"): glibc's %Y does not pad years before 1000 to 4 digits.
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def parse_iso(text: str) -> datetime:
@@ -113,18 +114,48 @@ def dumps(value: Any) -> str:
 
 
 def loads(text: str) -> Any:
-    """Parse JSON from a queue, refusing what would hurt: bad syntax, deep nesting, NaN."""
+    """Parse JSON from a queue, refusing what would hurt: bad syntax, deep nesting, NaN.
+
+    Also refused: numbers that overflow to infinity (`1e400`) and escaped lone surrogates
+    (`"\\ud800"`), which parse but cannot be encoded again as JSON or UTF-8.
+    """
     try:
-        value = json.loads(text, parse_constant=_refuse_constant)
+        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
     except (ValueError, RecursionError) as exc:
         raise DecodeError(f"body is not valid JSON: {_short(exc)}") from None
     if _depth(value) > MAX_JSON_DEPTH:
         raise DecodeError(f"body nests deeper than {MAX_JSON_DEPTH} levels")
+    if _SURROGATE.search(text) and _has_surrogate(value):
+        raise DecodeError("body is not valid JSON: a string holds a lone surrogate")
     return value
+
+
+_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]|[\ud800-\udfff]")
 
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"number {text[:20]} is out of range")
+    return number
+
+
+def _has_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_has_surrogate(k) or _has_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_surrogate(v) for v in value)
+    return False
 
 
 def _depth(value: Any, level: int = 1) -> int:
@@ -142,13 +173,10 @@ def _short(exc: BaseException) -> str:
 
 
 def _status(text: str | None, what: str) -> int:
-    try:
-        status = int(text or "")
-    except ValueError:
-        raise DecodeError(f"{what} has no valid statusCode") from None
-    if not 100 <= status <= 599:
+    # Three ASCII digits: int() alone would also take " 200", "+200" and "2_00".
+    if not text or not re.fullmatch(r"[1-5][0-9][0-9]", text):
         raise DecodeError(f"{what} has no valid statusCode")
-    return status
+    return int(text)
 
 
 @dataclass(frozen=True)
@@ -287,10 +315,17 @@ class WireMessage:
                 to=str(to) if to is not None else None,
                 date_time=str(data["dateTime"]),
                 is_read=bool(data.get("isMessageRead", False)),
-                order=int(data["order"]),
+                order=_order(data["order"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise DecodeError(f"malformed message: {_short(exc)}") from None
+
+
+def _order(value: Any) -> int:
+    # int() would turn 1.9 into 1, True into 1 and "7" into 7: an order is a JSON integer.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("order must be an integer")
+    return value
 
 
 def _nonempty(value: Any) -> str:

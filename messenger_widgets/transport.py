@@ -60,14 +60,19 @@ class Transport(Protocol):
 
 
 def batches(messages: Sequence[Outgoing]) -> Iterator[list[tuple[int, Outgoing]]]:
-    """Split messages into SendMessageBatch calls: at most 10 entries and 256 KiB each."""
-    chunk: list[tuple[int, Outgoing]] = []
-    size = 0
-    for index, message in enumerate(messages):
+    """Split messages into SendMessageBatch calls: at most 10 entries and 256 KiB each.
+
+    Every size is checked before the first chunk is yielded, so an oversize message refuses
+    the whole batch instead of failing after the chunks before it were already sent.
+    """
+    for message in messages:
         if message.size > MAX_SQS_MESSAGE_BYTES:
             raise TransportError(
                 f"message of {message.size} bytes exceeds the {MAX_SQS_MESSAGE_BYTES} byte limit"
             )
+    chunk: list[tuple[int, Outgoing]] = []
+    size = 0
+    for index, message in enumerate(messages):
         if chunk and (
             len(chunk) == MAX_BATCH_ENTRIES or size + message.size > MAX_SQS_MESSAGE_BYTES
         ):
