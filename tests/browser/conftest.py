@@ -113,7 +113,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     outcome = yield
     report = outcome.get_result()  # type: ignore[attr-defined]
-    setattr(item, f"rep_{report.when}", report)
+    if report.failed and report.when in ("setup", "call"):
+        _screenshot_open_tabs(item.name)
+
+
+def _screenshot_open_tabs(test_name: str) -> None:
+    """Runs before fixture teardown closes the tabs, so the failure is still on screen."""
+    FAILURES.mkdir(parents=True, exist_ok=True)
+    for app in _OPEN:
+        name = re.sub(r"[^\w.-]+", "_", f"{test_name}-{app.label}")
+        with contextlib.suppress(Exception):
+            app.page.screenshot(path=str(FAILURES / f"{name}.png"), full_page=True)
+
+
+_OPEN: list[App] = []  # every tab still open, for screenshots when a test fails
 
 
 # --- the stack -----------------------------------------------------------------------------
@@ -311,7 +324,7 @@ def named_user(first: str, last: str) -> User:
 OpenApps = Callable[..., list[App]]
 
 
-def _app_factory(browser: Browser, context_args: dict[str, Any], request: Any) -> Iterator[Any]:
+def _app_factory(browser: Browser, context_args: dict[str, Any]) -> Iterator[OpenApps]:
     opened: list[App] = []
 
     def open_apps(*labels: str, server: Server) -> list[App]:
@@ -320,42 +333,31 @@ def _app_factory(browser: Browser, context_args: dict[str, Any], request: Any) -
             context = browser.new_context(**context_args)
             context.set_default_timeout(30_000)
             app = App(context.new_page(), server.url, label)
-            app.goto()  # navigations overlap: only the response headers are awaited here
             opened.append(app)
+            _OPEN.append(app)
+            app.goto()  # navigations overlap: only the response headers are awaited here
             apps.append(app)
         for app in apps:
             app.wait_ready()
         return apps
 
     yield open_apps
-    node = request.node
-    failed = any(
-        getattr(getattr(node, f"rep_{when}", None), "failed", False) for when in ("setup", "call")
-    )
     for app in opened:
-        if failed:
-            FAILURES.mkdir(parents=True, exist_ok=True)
-            name = re.sub(r"[^\w.-]+", "_", f"{node.name}-{app.label}")
-            with contextlib.suppress(Exception):
-                app.page.screenshot(path=str(FAILURES / f"{name}.png"), full_page=True)
+        _OPEN.remove(app)
         with contextlib.suppress(Exception):
-            app.page.context.close()
+            app.page.context.close()  # the kernel shuts down; its session logs out
 
 
 @pytest.fixture
-def open_apps(
-    browser: Browser, browser_context_args: dict[str, Any], request: pytest.FixtureRequest
-) -> Iterator[OpenApps]:
+def open_apps(browser: Browser, browser_context_args: dict[str, Any]) -> Iterator[OpenApps]:
     """`open_apps("alice", "bob", server=server)`: one browser context (one kernel) each."""
-    yield from _app_factory(browser, browser_context_args, request)
+    yield from _app_factory(browser, browser_context_args)
 
 
 @pytest.fixture(scope="module")
-def open_apps_module(
-    browser: Browser, browser_context_args: dict[str, Any], request: pytest.FixtureRequest
-) -> Iterator[OpenApps]:
+def open_apps_module(browser: Browser, browser_context_args: dict[str, Any]) -> Iterator[OpenApps]:
     """The same, for pages a whole module shares."""
-    yield from _app_factory(browser, browser_context_args, request)
+    yield from _app_factory(browser, browser_context_args)
 
 
 def screenshot(app: App, name: str, *, docs: str | None = None) -> Path:
@@ -379,3 +381,20 @@ def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.25)
+
+
+def seed_messages(stack: Stack, to: User, texts: list[str], first: str = "Grace") -> User:
+    """Another user, outside any browser, writes `texts` to `to` (who must exist) and logs out."""
+    raw = stack.raw()
+    sender = new_user(first)
+    stack.register(sender.first, sender.last, sender.email, sender.password)
+    login = raw.login(sender.email, sender.password)
+    raw.send("user", "searchUser", {"name": to.last}, token=login.token)
+    found = raw.expect(login.url, "searchUser").body["listOfUsers"]
+    user_id = next(u["userID"] for u in found if u["name"] == to.name)
+    for text in texts:  # one at a time, so the order is the sending order
+        body = {"userID": user_id, "body": text, "clientMessageId": str(uuid.uuid4())}
+        raw.send("message", "add", body, token=login.token)
+        raw.expect(login.url, "sent")
+    raw.send("user", "logout", {}, token=login.token)
+    return sender

@@ -55,7 +55,7 @@ def test_two_users_register_search_and_exchange_messages(
     )
 
     # Alice answers; Bob has the thread open, so it shows there with no badge for it
-    reply = "Yes! Hello Bob 👋"
+    reply = "Yes! Hello Bob, ça va ? — à bientôt"
     alice_tab.send(reply)
     expect(bob_tab.message(reply, "incoming")).to_be_visible(timeout=ROUND_TRIP_MS)
     expect(bob_tab.badges(alice.name)).to_have_count(0, timeout=ROUND_TRIP_MS)
