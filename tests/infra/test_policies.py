@@ -12,7 +12,6 @@ import pytest
 from .cfn import (
     ROOT,
     TEMPLATE_NAMES,
-    allowed_actions,
     as_list,
     grants,
     resources,
@@ -112,14 +111,13 @@ def test_web_task_role_has_the_notebook_policy_and_nothing_else() -> None:
 
 
 def test_execution_role_only_pulls_the_image_and_writes_its_logs() -> None:
-    granted = {
-        a: {sub_text(r) for r in rs} for a, rs in grants("iam", "WebExecutionRole").items()
-    }
+    granted = {a: {sub_text(r) for r in rs} for a, rs in grants("iam", "WebExecutionRole").items()}
     repository = (
-        "arn:${AWS::Partition}:ecr:${AWS::Region}:${AWS::AccountId}:"
-        "repository/${EcrRepositoryName}"
+        "arn:${AWS::Partition}:ecr:${AWS::Region}:${AWS::AccountId}:repository/${EcrRepositoryName}"
     )
-    logs = "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:/ecs/${Prefix}-web:*"
+    logs = (
+        "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:/ecs/${Prefix}-web:*"
+    )
     assert granted == {
         "ecr:GetAuthorizationToken": {"*"},
         "ecr:BatchCheckLayerAvailability": {repository},

@@ -222,8 +222,9 @@ def test_tables_are_on_demand_recoverable_and_encrypted() -> None:
         assert props["BillingMode"] == "PAY_PER_REQUEST"
         assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
         assert props["SSESpecification"]["SSEEnabled"] is True
-    main = {r["Properties"]["TemplateURL"]: r for r in resources("main").values() if "Properties" in r}
-    params = main["data.yaml"]["Properties"]["Parameters"]
+    stacks = resources("main", "AWS::CloudFormation::Stack").values()
+    (data,) = [s for s in stacks if s["Properties"]["TemplateURL"] == "data.yaml"]
+    params = data["Properties"]["Parameters"]
     assert params["UsersTableName"] == {"Fn::Sub": "${Prefix}-users"}
     assert params["MessagesTableName"] == {"Fn::Sub": "${Prefix}-messages"}
 
