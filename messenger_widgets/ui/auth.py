@@ -61,6 +61,8 @@ def check_email(email: str) -> str:
 
 def check_name(name: str, what: str) -> str:
     name = name.strip()
+    if not name:
+        return f"Enter your {what.lower()}."
     if not NAME_MIN_CHARS <= len(name) <= NAME_MAX_CHARS:
         return f"{what} must be {NAME_MIN_CHARS}-{NAME_MAX_CHARS} characters."
     if any(ord(c) < 32 for c in name):
@@ -116,7 +118,7 @@ class LoginPanel:
 
     def set_busy(self, busy: bool) -> None:
         self.submit.disabled = busy
-        set_value(self.busy, "⏳ Logging in…" if busy else "")
+        set_value(self.busy, "Logging in…" if busy else "")
 
     def set_message(self, text: str, *, error: bool = False) -> None:
         set_value(self.message, text)
@@ -204,7 +206,7 @@ class RegisterPanel:
 
     def set_busy(self, busy: bool) -> None:
         self.submit.disabled = busy
-        set_value(self.busy, "⏳ Creating your account…" if busy else "")
+        set_value(self.busy, "Creating your account…" if busy else "")
 
     def fail(self, text: str) -> None:
         self.set_busy(False)

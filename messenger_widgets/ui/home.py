@@ -52,11 +52,11 @@ class Header:
     def __init__(self, on_dark: Callable[[bool], None], on_logout: Callable[[], None]) -> None:
         self._on_dark = on_dark
         self._quiet = False
-        brand = classed(w.Label(value="💬 Messenger"), "msgr-brand")
+        brand = classed(w.Label(value="Messenger"), "msgr-brand")
         self.me = classed(w.Label(value=""), "msgr-me")
         self.connection = classed(w.Label(value=""), "msgr-connection")
         self.dark = classed(
-            w.ToggleButton(value=False, description="🌙 Dark mode", tooltip="Dark mode"),
+            w.ToggleButton(value=False, description="☾ Dark mode", tooltip="Dark mode"),
             "msgr-dark-toggle",
         )
         self.logout = classed(w.Button(description="Log out"), "msgr-logout")

@@ -39,8 +39,10 @@ ACCEPT = ",".join(sorted({*ALLOWED_TYPES, *(e for exts in ALLOWED_TYPES.values()
 
 def file_card(body: Mapping[str, Any], url: str | None) -> str:
     """Name, size and (when we could sign one) a download link; every part escaped."""
-    name = esc(body.get("name") or "file")
+    raw = str(body.get("name") or "file")
+    name = esc(raw)
     size = esc(format_size(body.get("size")))
+    ext = esc(raw.rpartition(".")[2][:4].upper() if "." in raw else "FILE")
     if url and url.startswith(("https://", "http://")):
         link = (
             f'<a class="msgr-download" href="{esc(url)}" download="{name}" target="_blank" '
@@ -48,7 +50,7 @@ def file_card(body: Mapping[str, Any], url: str | None) -> str:
         )
     else:
         link = f'<span class="msgr-file-name">{name}</span>'
-    return f'<div class="msgr-file"><span class="msgr-file-icon">📎</span>{link} ' \
+    return f'<div class="msgr-file"><span class="msgr-file-icon">{ext}</span>{link} ' \
         f'<span class="msgr-file-size">{size}</span></div>'  # fmt: skip
 
 
@@ -168,7 +170,7 @@ class ThreadView:
             if conv is None:
                 set_value(self.title, "")
                 set_value(self.empty, NO_THREAD)
-                show(self.empty, True)
+                self._empty(True)
                 show(self.load_older, False)
                 return
             self.update(conv, name)
@@ -193,10 +195,15 @@ class ThreadView:
             for bubble in gone:
                 close_tree(bubble.widget)
             set_value(self.empty, EMPTY_THREAD)
-            show(self.empty, not conv.messages)
+            self._empty(not conv.messages)
             show(self.load_older, bool(conv.messages) and conv.can_load_older)
             self.load_older.disabled = False
             self.load_older.description = "Load older messages"
+
+    def _empty(self, empty: bool) -> None:
+        """An empty state is centred; a thread sits at the bottom, at its newest message."""
+        show(self.empty, empty)
+        (self.scroller.add_class if empty else self.scroller.remove_class)("msgr-scroll-empty")
 
     def refresh_links(self) -> None:
         """Presigned links die after 15 minutes; the open thread gets fresh ones."""
@@ -225,7 +232,10 @@ class Composer:
         )
         self.send = classed(w.Button(description="Send", button_style="primary"), "msgr-send")
         self.attach = classed(
-            w.FileUpload(description="📎 File", accept=ACCEPT, multiple=True), "msgr-attach"
+            w.FileUpload(
+                description="Attach", tooltip="Attach files", accept=ACCEPT, multiple=True
+            ),
+            "msgr-attach",
         )
         self.progress = classed(w.IntProgress(value=0, min=0, max=100), "msgr-upload-progress")
         self.progress_label = classed(w.Label(value=""), "msgr-upload-label")

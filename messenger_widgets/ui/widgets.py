@@ -105,7 +105,8 @@ def format_time(iso: str, now: datetime | None = None) -> str:
 def describe(exc: BaseException) -> str:
     """One readable sentence for any failure; details of unexpected ones stay in the log."""
     text = str(exc).strip() or type(exc).__name__
-    text = text[0].upper() + text[1:]
+    if not isinstance(exc, errors.AttachmentError):  # those start with a file name
+        text = text[0].upper() + text[1:]
     if isinstance(exc, errors.Throttled):
         return "Too many requests: please wait a moment and try again."
     if isinstance(exc, errors.ReplyTimeout):

@@ -159,7 +159,7 @@ def test_toasts_dismiss_themselves() -> None:
         ("Throttled", "Too many requests"),
         ("BadRequest", "Nope"),
         ("TransportError", "Could not reach the server."),
-        ("AttachmentError", "Nope"),
+        ("AttachmentError", "nope"),
     ],
 )
 def test_every_failure_has_a_readable_sentence(exc: str, text: str) -> None:
