@@ -22,7 +22,7 @@ from ..config import CLIENT_REQUIRED, Settings
 from . import theme
 from .auth import LoginPanel, RegisterPanel
 from .home import HomeActions, HomePanel
-from .widgets import ImageCache, Lane, Toasts, classed, describe, set_children
+from .widgets import ImageCache, Lane, Toasts, classed, close_tree, describe, set_children
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,8 @@ class Messenger:
             self.session.close()
         if self._images is not None:
             self._images.close()
-        self.widget.close()
+        for root in (self.widget, self.login.widget, self.register.widget):
+            close_tree(root)
 
     def _setup_failed(self, exc: Exception) -> None:
         if isinstance(exc, errors.ConfigError):

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 TOAST_SECONDS = 5.0
 MAX_TOASTS = 4
+IMAGE_CACHE_BYTES = 64 * 1024 * 1024  # thumbnails kept per kernel; the oldest go first
 
 
 # --- text ---------------------------------------------------------------------------------
@@ -225,17 +226,17 @@ class ImageCache:
     message can never make the page load a URL of its choosing.
     """
 
-    def __init__(self, fetch: Callable[[str], bytes]) -> None:
-        self._fetch = fetch
+    def __init__(self, fetch: Callable[[str], bytes], max_bytes: int = IMAGE_CACHE_BYTES) -> None:
+        self._fetch, self._max_bytes = fetch, max_bytes
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="messenger-image")
         self._lock = threading.Lock()
-        self._done: dict[str, bytes | str] = {}  # key -> bytes, or the reason it failed
+        self._done: dict[str, bytes] = {}  # key -> bytes, oldest first
         self._waiting: dict[str, list[Callable[[bytes | str], None]]] = {}
 
     def get(self, key: str, ready: Callable[[bytes | str], None]) -> None:
         """Call `ready(bytes)` or `ready(reason)` now if known, else once fetched."""
         with self._lock:
-            found = self._done.get(key)
+            found: bytes | str | None = self._done.get(key)
             if found is None:
                 waiting = self._waiting.setdefault(key, [])
                 waiting.append(ready)
@@ -250,8 +251,10 @@ class ImageCache:
         except Exception as exc:
             result = describe(exc)
         with self._lock:
-            if isinstance(result, bytes):
-                self._done[key] = result  # failures are retried the next time it is shown
+            if isinstance(result, bytes):  # failures are retried the next time it is shown
+                self._done[key] = result
+                while sum(map(len, self._done.values())) > self._max_bytes and len(self._done) > 1:
+                    del self._done[next(iter(self._done))]
             callbacks = self._waiting.pop(key, [])
         for callback in callbacks:
             try:

@@ -210,3 +210,42 @@ def test_an_unexpected_error_in_an_action_is_a_toast(
     assert app.wait_idle()
     assert any("Something went wrong" in t for t in app.toasts.messages)
     assert not any("internal detail" in t for t in app.toasts.messages)
+
+
+def test_thumbnails_are_fetched_once_per_key_and_the_cache_is_bounded() -> None:
+    from messenger_widgets.ui.widgets import ImageCache
+
+    calls: list[str] = []
+
+    def fetch(key: str) -> bytes:
+        calls.append(key)
+        return key.encode() * 10
+
+    cache = ImageCache(fetch, max_bytes=25)
+    got: list[bytes | str] = []
+    for done, key in enumerate(("a", "a", "b", "c", "a"), start=1):
+        cache.get(key, got.append)
+        eventually(lambda done=done: len(got) == done)
+    assert all(isinstance(g, bytes) for g in got)
+    assert calls == ["a", "b", "c", "a"]  # "a" again only after eviction (30 bytes > 25)
+    cache.close()
+
+
+def test_a_failed_fetch_is_reported_and_tried_again_later() -> None:
+    from messenger_widgets import errors
+    from messenger_widgets.ui.widgets import ImageCache
+
+    attempts: list[str] = []
+
+    def fetch(key: str) -> bytes:
+        attempts.append(key)
+        raise errors.AttachmentError("the attachment is too large to preview")
+
+    cache = ImageCache(fetch)
+    got: list[bytes | str] = []
+    cache.get("k", got.append)
+    eventually(lambda: got == ["the attachment is too large to preview"])
+    cache.get("k", got.append)
+    eventually(lambda: len(got) == 2)
+    assert attempts == ["k", "k"]
+    cache.close()
