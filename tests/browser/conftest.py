@@ -345,7 +345,7 @@ def _app_factory(browser: Browser, context_args: dict[str, Any]) -> Iterator[Ope
     for app in opened:
         _OPEN.remove(app)
         with contextlib.suppress(Exception):
-            app.page.context.close()  # the kernel shuts down; its session logs out
+            app.close()
 
 
 @pytest.fixture

@@ -38,6 +38,13 @@ class App:
         self.dialogs.append(f"{dialog.type}: {dialog.message}")
         dialog.dismiss()
 
+    def close(self) -> None:
+        """Close the tab as a person does: `beforeunload` lets Voila shut the kernel down."""
+        if not self.page.is_closed():
+            with self.page.expect_event("close", timeout=10_000):
+                self.page.close(run_before_unload=True)
+        self.page.context.close()
+
     # --- navigation ---------------------------------------------------------------------------
     def goto(self) -> None:
         self.page.goto(self.base_url, wait_until="commit", timeout=PAGE_READY_MS)

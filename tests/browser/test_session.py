@@ -34,6 +34,22 @@ def test_logout_deletes_the_session_queue(open_apps: OpenApps, server: Server) -
     expect(tab.css("msgr-home")).to_be_hidden()
 
 
+def test_closing_the_tab_ends_the_session(open_apps: OpenApps, server: Server) -> None:
+    """Voila shuts the kernel down on `beforeunload`; the app logs out as the kernel exits."""
+    stack = server.stack
+    user = new_user("Tess")
+    stack.register(user.first, user.last, user.email, user.password)
+    (tab,) = open_apps("tess", server=server)
+    before = stack.session_queues()
+    tab.login(user)
+    created = wait_until(lambda: stack.session_queues() - before, 30, "a new session queue")
+    (queue,) = created
+
+    tab.close()
+    raw = stack.raw()
+    wait_until(lambda: not raw.queue_exists(queue), 30, f"{queue} to be deleted")
+
+
 def test_expired_session_returns_to_login_with_a_message(
     open_apps: OpenApps, expiry_server: Server
 ) -> None:
