@@ -46,6 +46,8 @@ SETTINGS: dict[str, tuple[str, ...]] = {
     ),
     "endpoint_url": ("AWS_ENDPOINT_URL",),
     "token_secret": ("MESSENGER_TOKEN_SECRET", "KEY"),
+    "token_secret_parameter": ("MESSENGER_TOKEN_SECRET_PARAMETER",),
+    "token_secret_arn": ("MESSENGER_TOKEN_SECRET_ARN",),
     "session_ttl": ("MESSENGER_SESSION_TTL", "SESSIONEXP"),
     "store": ("MESSENGER_STORE",),
     "session_queue_prefix": ("MESSENGER_SESSION_QUEUE_PREFIX",),
@@ -67,6 +69,8 @@ class Settings:
     secret_access_key: str = ""
     endpoint_url: str = ""
     token_secret: str = ""
+    token_secret_parameter: str = ""  # SSM SecureString name: the Lambda fetches the secret
+    token_secret_arn: str = ""  # Secrets Manager secret: the Lambda fetches the secret
     session_ttl: int = DEFAULT_SESSION_TTL
     store: str = DEFAULT_STORE
     session_queue_prefix: str = DEFAULT_SESSION_QUEUE_PREFIX

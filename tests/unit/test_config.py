@@ -44,6 +44,8 @@ OTHER: dict[str, str] = {
     "secret_access_key": "other-secret",
     "endpoint_url": "http://localhost:4566",
     "token_secret": "o" * 48,
+    "token_secret_parameter": "/other/token-secret",
+    "token_secret_arn": "arn:aws:secretsmanager:ap-south-1:000000000000:secret:other",
     "session_ttl": "7200",
     "store": "sqlite:////var/lib/other.db",
     "session_queue_prefix": "other-prefix-",
