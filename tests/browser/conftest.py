@@ -361,13 +361,19 @@ def open_apps_module(browser: Browser, browser_context_args: dict[str, Any]) -> 
 
 
 def screenshot(app: App, name: str, *, docs: str | None = None) -> Path:
-    """Save a screen under test-artifacts/screenshots/ (and docs/screenshots/ if asked)."""
+    """Save a screen under test-artifacts/screenshots/.
+
+    `docs`: also the README's copy in docs/screenshots/, written when missing or when
+    UPDATE_DOC_SCREENSHOTS=1, so an ordinary test run leaves the working tree clean.
+    """
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
     app.page.screenshot(path=str(path), full_page=True)
     if docs:
-        DOC_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        (DOC_SCREENSHOTS / docs).write_bytes(path.read_bytes())
+        target = DOC_SCREENSHOTS / docs
+        if not target.exists() or os.environ.get("UPDATE_DOC_SCREENSHOTS") == "1":
+            DOC_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(path.read_bytes())
     return path
 
 
@@ -383,10 +389,9 @@ def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
         time.sleep(0.25)
 
 
-def seed_messages(stack: Stack, to: User, texts: list[str], first: str = "Grace") -> User:
-    """Another user, outside any browser, writes `texts` to `to` (who must exist) and logs out."""
+def seed_messages(stack: Stack, to: User, texts: list[str], sender: User) -> User:
+    """`sender`, outside any browser, registers, writes `texts` to `to` and logs out."""
     raw = stack.raw()
-    sender = new_user(first)
     stack.register(sender.first, sender.last, sender.email, sender.password)
     login = raw.login(sender.email, sender.password)
     raw.send("user", "searchUser", {"name": to.last}, token=login.token)

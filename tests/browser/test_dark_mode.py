@@ -27,12 +27,14 @@ def assert_dark(tab: App) -> None:
 
 
 def test_dark_mode_persists_across_logout_and_login(open_apps: OpenApps, server: Server) -> None:
-    user = new_user("Dora")
+    # fixed names (unique in this run's fresh stack) keep the README screenshots tidy
+    user, friend = new_user("Dora", "Lindqvist"), new_user("Grace", "Okafor")
     server.stack.register(user.first, user.last, user.email, user.password)
-    friend = seed_messages(
+    seed_messages(
         server.stack,
         user,
         ["Morning! Did the nightly build pass?", "The new screenshots look great, by the way."],
+        sender=friend,
     )
     (tab,) = open_apps("dora", server=server)
     tab.login(user)
