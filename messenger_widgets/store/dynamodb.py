@@ -32,13 +32,15 @@ Reads by key are strongly consistent. Index reads are eventually consistent: a s
 message or a user written a few milliseconds earlier may be missing from live_sessions,
 messages_since, mark_read or search_users; the next call sees it.
 
-search_users: DynamoDB cannot index substrings. The `users_by_name` index holds every
-profile's id and casefolded full name under one key, in name order; the query reads it with
-`contains(name_fold, :text)` (a literal substring: never a pattern, never a regex) and stops
-as soon as `limit` matches in name order are certain. Its cost is linear in the number of
-users (and one index partition takes every registration): the known cost of substring
-search. Production at scale would feed a search index (OpenSearch, or n-gram items) from a
-DynamoDB stream instead.
+search_users: DynamoDB cannot index substrings. The sparse `users_by_name` index holds only
+the profiles (id and casefolded full name, under one key, in name order), so the search never
+reads sessions, activity or failed logins as a Scan of the table would. The query filters it
+with `contains(name_fold, :text)` (a literal substring: never a pattern, never a regex) and
+stops as soon as the first `limit` matches in name order are certain. Its cost is still
+linear in the number of users: the known cost of substring search. Production at scale
+would feed a search index (OpenSearch, or n-gram items) from a DynamoDB stream instead. The
+single-key indexes (`USER` here, `REAP` for the reaper) put one write per registration or per
+session start/end on one index partition (about 1,000 writes/s); shard the key if that is near.
 
 botocore errors are translated at each call: a failed condition becomes `AlreadyExists` or
 `NotFound` where that is what it means, everything else `StoreError`.
@@ -379,9 +381,13 @@ class DynamoStore:
                     }
                 }
             ]
-            user = self._get(self.users_table, user_key(session.user_id), "end_session")
+            user = (
+                self._get(self.users_table, user_key(session.user_id), "end_session")
+                if logout
+                else None
+            )
             seen = None if user is None else user.get("last_logout_at")
-            if logout and user is not None and (seen is None or seen["S"] < when):
+            if user is not None and (seen is None or seen["S"] < when):
                 unchanged, given = (
                     ("attribute_not_exists(last_logout_at)", values(now=s(when)))
                     if seen is None
