@@ -87,7 +87,12 @@ class Worker:
         for envelope in envelopes:
             started = time.perf_counter()
             outbox = Outbox()
-            outcome, detail, method = self._handle(envelope, outbox)
+            try:
+                outcome, detail, method = self._handle(envelope, outbox)
+            except Exception as exc:  # the store failed while answering a bad request
+                log.exception("request failed; it will be redelivered")
+                method = envelope.attributes.get("method", "?")
+                outcome, detail = Outcome.RETRY, f"{type(exc).__name__}: {exc}"
             results[envelope.message_id] = Result(envelope, outcome, detail)
             if outcome is not Outcome.RETRY:
                 outboxes[envelope.message_id] = outbox
@@ -189,7 +194,10 @@ class Worker:
             try:
                 self.ctx.transport.send_batch(queue_url, [m for _, m in items])
             except QueueGone:
-                self._forget_queue(queue_url)  # a session whose queue is gone: nobody to tell
+                try:
+                    self._forget_queue(queue_url)  # a session whose queue is gone: nobody to tell
+                except Exception:
+                    log.exception("could not end a session whose queue is gone")
             except Exception:
                 log.exception("sending to a queue failed", extra={"queue": queue_url})
                 failed.update(message_id for message_id, _ in items)

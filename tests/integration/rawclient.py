@@ -67,18 +67,22 @@ class RawClient:
                 WaitTimeSeconds=1,
                 MessageAttributeNames=["All"],
             ).get("Messages", [])
+            found: tuple[int, dict[str, Any]] | None = None
             for m in got:
                 attrs = {k: v["StringValue"] for k, v in m.get("MessageAttributes", {}).items()}
                 if attrs.get("resTo") == res_to:
                     self.sqs.delete_message(
                         QueueUrl=self.response_url, ReceiptHandle=m["ReceiptHandle"]
                     )
-                    return int(attrs["statusCode"]), json.loads(m["Body"])
+                    found = int(attrs["statusCode"]), json.loads(m["Body"])
+                    continue
                 self.sqs.change_message_visibility(
                     QueueUrl=self.response_url,
                     ReceiptHandle=m["ReceiptHandle"],
                     VisibilityTimeout=0,
                 )
+            if found is not None:
+                return found
         raise TimeoutError(f"no reply to {res_to}")
 
     def register(

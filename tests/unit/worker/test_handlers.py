@@ -251,3 +251,24 @@ def test_throttle_lifts_when_the_window_has_passed(h: Harness) -> None:
     assert (
         h.reply(h.call("user", "login", {"email": "t@w.io", "password": "password1"})).status == 200
     )
+
+
+def test_store_failure_while_answering_an_expired_token_is_retried(tmp_path: Path) -> None:
+    class Flaky(SqliteStore):
+        broken = False
+
+        def get_session(self, session_id: str) -> Any:
+            if self.broken:
+                raise StoreError("down")
+            return super().get_session(session_id)
+
+    store = Flaky(tmp_path / "flaky.sqlite3")
+    h = Harness(tmp_path, store=store)
+    ada = h.user("Ada")
+    h.now += timedelta(hours=2)
+    store.broken = True
+    request = Request("user", "searchUser", {"name": "x"}, ada["token"])
+    results = h.worker.process(
+        [Envelope("e", "r", request.encode().body, request.encode().attributes)]
+    )
+    assert [r.outcome for r in results] == [Outcome.RETRY]
