@@ -153,7 +153,6 @@ class UserList:
             "msgr-lists",
         )
         self.widget = classed(w.VBox([bar, self.heading, lists]), "msgr-sidebar")
-        self._summaries: list[ConversationSummary] = []
         self._query: str | None = None
         show(self.search_clear, False)
         self._mode()
@@ -163,7 +162,6 @@ class UserList:
         self, summaries: Sequence[ConversationSummary], open_id: str | None
     ) -> None:
         with self._lock:
-            self._summaries = list(summaries)
             rows: dict[str, UserRow] = {}
             for item in summaries:
                 row = self.rows.get(item.user_id) or UserRow(item.user_id, self._on_open)
