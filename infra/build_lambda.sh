@@ -15,12 +15,14 @@ trap 'rm -rf "$STAGE"' EXIT
 "$PYTHON" -m pip install --quiet --no-compile --target "$STAGE" \
   --platform manylinux2014_x86_64 --implementation cp --python-version "$PY_VERSION" \
   --only-binary=:all: -r infra/lambda-requirements.txt
+rm -rf "$STAGE/bin"  # console scripts of the dependencies: nothing runs them in Lambda
 # The package itself, pure Python: no dependencies (the list above is the worker's).
 "$PYTHON" -m pip install --quiet --no-compile --no-deps --target "$STAGE" .
 
 # Nothing but code: no caches, no metadata of the build host, never a .env.
 find "$STAGE" -name '__pycache__' -type d -prune -exec rm -rf {} +
 find "$STAGE" -name '.env' -delete
+rm -rf "$STAGE/bin"
 mkdir -p "$(dirname "$OUT")"
 rm -f "$OUT"
 OUT_ABS=$(cd "$(dirname "$OUT")" && pwd)/$(basename "$OUT")

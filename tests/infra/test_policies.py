@@ -194,8 +194,10 @@ def test_worker_table_rights_cover_the_store_and_no_more() -> None:
 
 def test_worker_s3_secret_and_logs() -> None:
     granted = _worker_grants()
-    assert {a for a in granted if a.startswith("s3:")} == {"s3:GetObject"}
+    assert {a for a in granted if a.startswith("s3:")} == {"s3:GetObject", "s3:ListBucket"}
     assert granted["s3:GetObject"] == {ATTACHMENTS}  # HeadObject is authorised by GetObject
+    # ListBucket makes HeadObject on a missing key a 404 (a 400 push), not a 403 (the DLQ)
+    assert granted["s3:ListBucket"] == {"arn:${AWS::Partition}:s3:::${BucketName}"}
     assert granted["secretsmanager:GetSecretValue"] == {"Ref:TokenSecretArn"}
     assert {a for a in granted if a.startswith(("secretsmanager:", "ssm:", "kms:"))} == {
         "secretsmanager:GetSecretValue"
