@@ -98,21 +98,6 @@ def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]
     return {**browser_context_args, "viewport": {"width": 1280, "height": 860}}
 
 
-# --- skip cleanly until the UI exists ----------------------------------------------------------
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    missing = [str(p.relative_to(REPO)) for p in (NOTEBOOK, UI_APP) if not p.is_file()]
-    if missing:
-        reason = f"the UI has not landed: missing {', '.join(missing)}"
-    elif not Path(CHROMIUM).is_file():
-        reason = f"no browser at {CHROMIUM} (apt-get install chromium; never playwright install)"
-    else:
-        return
-    skip = pytest.mark.skip(reason=reason)
-    for item in items:
-        if "tests/browser/" in item.nodeid.replace(os.sep, "/"):
-            item.add_marker(skip)
-
-
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     outcome = yield
