@@ -38,7 +38,6 @@ from .pages import App
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOK = REPO / "notebooks" / "messenger.ipynb"
-UI_APP = REPO / "messenger_widgets" / "ui" / "app.py"
 ARTIFACTS = REPO / "test-artifacts"
 SCREENSHOTS = ARTIFACTS / "screenshots"
 FAILURES = ARTIFACTS / "failures"
