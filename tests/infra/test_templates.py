@@ -322,6 +322,13 @@ def test_security_groups_open_the_alb_and_only_the_alb_reaches_tasks() -> None:
     }
     assert alb_ports == {(80, 80), (443, 443)}
     assert "SecurityGroupIngress" not in groups["TaskSecurityGroup"]["Properties"]
+    # no default allow-all egress: the ALB talks to the tasks only, the tasks to HTTPS only
+    alb_egress = groups["LoadBalancerSecurityGroup"]["Properties"]["SecurityGroupEgress"]
+    assert [r["CidrIp"] for r in alb_egress] == ["127.0.0.1/32"]
+    (task_egress,) = groups["TaskSecurityGroup"]["Properties"]["SecurityGroupEgress"]
+    assert (task_egress["FromPort"], task_egress["ToPort"]) == (443, 443)
+    (egress,) = resources("web", "AWS::EC2::SecurityGroupEgress").values()
+    assert egress["Properties"]["DestinationSecurityGroupId"] == {"Ref": "TaskSecurityGroup"}
     (ingress,) = resources("web", "AWS::EC2::SecurityGroupIngress").values()
     assert ingress["Properties"]["GroupId"] == {"Ref": "TaskSecurityGroup"}
     assert ingress["Properties"]["SourceSecurityGroupId"] == {"Ref": "LoadBalancerSecurityGroup"}
