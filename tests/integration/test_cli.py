@@ -107,3 +107,49 @@ def test_stack_serves_clients_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         started = time.monotonic()
         assert proc.wait(timeout=40) == 0
     assert time.monotonic() - started < 30
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_up_serves_the_app_and_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
+    """`messenger up` from a folder without the repo: it writes its own notebook."""
+    import urllib.request
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [*MESSENGER, "up", "--port", str(port), "--state-dir", str(tmp_path / "state")],
+        cwd=tmp_path,
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert f"http://127.0.0.1:{port}/" in line
+        deadline = time.monotonic() + 60
+        page = ""
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/voila/static/voila.js") as r:
+                    page = r.read(64).decode(errors="replace")
+                    break
+            except OSError:
+                time.sleep(0.5)
+        assert page, "Voila never answered"
+        assert (tmp_path / "state" / "messenger.ipynb").exists()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 0
+    leftovers = subprocess.run(
+        ["pgrep", "-s", str(proc.pid)], capture_output=True, text=True, check=False
+    ).stdout.split()
+    assert leftovers == []  # worker and Voila are gone with it
