@@ -7,6 +7,7 @@ one line naming the variable (exit 2), never a traceback from deep inside boto3.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
@@ -43,6 +44,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     logs.configure()
     worker = build_worker(settings, wait_seconds=args.wait_seconds)
     worker.run(_stop_event())
+    summary = {"event": "worker summary", **worker.counters.snapshot()}
+    print(json.dumps(summary, separators=(",", ":")), file=sys.stderr, flush=True)
     return 0
 
 

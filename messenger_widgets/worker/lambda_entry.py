@@ -17,12 +17,17 @@ SSM Parameter Store (`MESSENGER_TOKEN_SECRET_PARAMETER`, a SecureString) or Secr
 `MESSENGER_TOKEN_SECRET`, AWS clients, store and worker, all built once and cached. A
 reaper pass (`Worker.reap`) runs at most every 30 s of container time, before a batch or on
 an EventBridge scheduled event.
+
+After each SQS batch the worker's counters for that batch are printed to stdout as one
+CloudWatch Embedded Metric Format line (namespace `Messenger`, dimension `Function`), which
+CloudWatch Logs turns into metrics without any API call.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -34,6 +39,7 @@ import boto3
 from ..config import WORKER_REQUIRED, Settings
 from ..errors import ConfigError
 from ..protocol import Envelope
+from .metrics import emf_line
 from .runner import REAP_INTERVAL_SECONDS, RETRY_BACKOFF_SECONDS, Outcome, Worker
 
 log = logging.getLogger("messenger.lambda")
@@ -193,6 +199,8 @@ class SqsBatchHandler:
         for envelope in envelopes:
             if envelope.message_id in failed:
                 self._back_off(worker, envelope)
+        if envelopes:
+            self._emit_metrics(worker, context)
         return {"batchItemFailures": [{"itemIdentifier": m} for m in sorted(failed)]}
 
     def _process(self, worker: Worker, envelopes: list[Envelope]) -> set[str]:
@@ -222,6 +230,17 @@ class SqsBatchHandler:
             )
         except Exception:
             log.warning("could not shorten the visibility of a failed record")
+
+    def _emit_metrics(self, worker: Worker, context: Any) -> None:
+        """This batch's counters as one EMF line on stdout; never fails the batch."""
+        function = getattr(context, "function_name", None) or os.environ.get(
+            "AWS_LAMBDA_FUNCTION_NAME", "messenger-worker"
+        )
+        try:
+            sys.stdout.write(emf_line(worker.counters.drain(), str(function)) + "\n")
+            sys.stdout.flush()
+        except Exception:
+            log.exception("could not write the batch metrics")
 
     def _maybe_reap(self, worker: Worker) -> None:
         now = self._monotonic()

@@ -36,6 +36,7 @@ from ..protocol import (
 from ..store.base import Activity
 from .context import Caller, Context, Outbox
 from .handlers import HANDLERS
+from .metrics import Counters
 
 log = logging.getLogger("messenger.worker")
 
@@ -71,8 +72,10 @@ class Worker:
         *,
         wait_seconds: int = WAIT_TIME_SECONDS,
         monotonic: Callable[[], float] = time.monotonic,
+        counters: Counters | None = None,
     ) -> None:
         self.ctx = ctx
+        self.counters = Counters() if counters is None else counters
         self.request_queue_url = request_queue_url
         self.dlq_url = dead_letter_queue_url
         self.wait_seconds = wait_seconds
@@ -84,26 +87,35 @@ class Worker:
         """Handle every record, then send all outboxes grouped by queue."""
         results: dict[str, Result] = {}
         outboxes: dict[str, Outbox] = {}
+        timings: dict[str, tuple[str, float]] = {}  # message id -> (method, duration ms)
         for envelope in envelopes:
             started = time.perf_counter()
             outbox = Outbox()
+            user_id: str | None = None
             try:
-                outcome, detail, method = self._handle(envelope, outbox)
+                outcome, detail, method, user_id = self._handle(envelope, outbox)
             except Exception as exc:  # the store failed while answering a bad request
-                log.exception("request failed; it will be redelivered")
+                log.exception(
+                    "request failed; it will be redelivered",
+                    extra={"request_id": envelope.message_id},
+                )
                 method = envelope.attributes.get("method", "?")
                 outcome, detail = Outcome.RETRY, f"{type(exc).__name__}: {exc}"
             results[envelope.message_id] = Result(envelope, outcome, detail)
             if outcome is not Outcome.RETRY:
                 outboxes[envelope.message_id] = outbox
+            duration_ms = round((time.perf_counter() - started) * 1000, 2)
+            timings[envelope.message_id] = (method, duration_ms)
+            fields = {"request_id": envelope.message_id, "method": method}
+            if user_id is not None:
+                fields["user_id"] = user_id
             log.info(
                 "request",
                 extra={
-                    "request_id": envelope.message_id,
-                    "method": method,
+                    **fields,
                     "outcome": outcome.value,
                     "detail": detail,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "duration_ms": duration_ms,
                 },
             )
         for message_id in self._flush(outboxes):
@@ -114,34 +126,41 @@ class Worker:
                 results[result.envelope.message_id] = Result(
                     result.envelope, Outcome.RETRY, "the DLQ could not be reached"
                 )
+        for message_id, result in results.items():  # final outcomes, after sending
+            method, duration_ms = timings[message_id]
+            self.counters.record(method, result.outcome.value, duration_ms)
         return list(results.values())
 
-    def _handle(self, envelope: Envelope, outbox: Outbox) -> tuple[Outcome, str, str]:
+    def _handle(self, envelope: Envelope, outbox: Outbox) -> tuple[Outcome, str, str, str | None]:
+        """(outcome, detail, method, the authenticated caller's user id when known)."""
         method = envelope.attributes.get("method", "?")
         try:
             request = Request.decode(envelope)
         except DecodeError as exc:
-            return self._undecodable(envelope, exc, outbox), str(exc), method
+            return self._undecodable(envelope, exc, outbox), str(exc), method, None
         caller: Caller | None = None
         try:
             if request.key not in REPLY_METHODS:
                 caller = self._authenticate(request.token)
             HANDLERS[request.key](self.ctx, request, caller, outbox)
-            return Outcome.DONE, "", method
+            return Outcome.DONE, "", method, _user_id(caller)
         except RequestError as exc:
             outbox.deliveries.clear()
             if request.key in REPLY_METHODS:
                 outbox.reply(self.ctx, envelope.message_id, exc.status, {"message": exc.message})
             elif caller is not None:
                 outbox.push(caller.session.queue_url, Push.error(exc.status, exc.message, method))
-            return Outcome.DONE, f"{exc.status} {exc.message}", method
+            return Outcome.DONE, f"{exc.status} {exc.message}", method, _user_id(caller)
         except ExpiredToken as exc:
-            return self._expired(exc, method, outbox), "token expired", method
+            return self._expired(exc, method, outbox), "token expired", method, exc.user_id
         except (DeadLetter, InvalidToken) as exc:
-            return Outcome.DEAD, str(exc), method
+            return Outcome.DEAD, str(exc), method, None
         except Exception as exc:  # store down, a bug: leave the record for redelivery
-            log.exception("request failed; it will be redelivered", extra={"method": method})
-            return Outcome.RETRY, f"{type(exc).__name__}: {exc}", method
+            log.exception(
+                "request failed; it will be redelivered",
+                extra={"request_id": envelope.message_id, "method": method},
+            )
+            return Outcome.RETRY, f"{type(exc).__name__}: {exc}", method, _user_id(caller)
 
     def _authenticate(self, token: str | None) -> Caller:
         if not token:
@@ -278,3 +297,7 @@ class Worker:
                 log.exception("worker loop error; retrying", extra={"delay_s": delay})
                 stop.wait(delay)
         log.info("worker stopped")
+
+
+def _user_id(caller: Caller | None) -> str | None:
+    return caller.user.user_id if caller is not None else None
