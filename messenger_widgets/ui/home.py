@@ -60,11 +60,16 @@ class Header:
             "msgr-dark-toggle",
         )
         self.logout = classed(w.Button(description="Log out"), "msgr-logout")
+        # the app wires this to its "Under the hood" panel (ui/hood.py); off by default
+        self.hood = classed(
+            w.ToggleButton(value=False, description="Under the hood", tooltip="SQS traffic"),
+            "msgr-hood-toggle",
+        )
         self.dark.observe(self._toggled, "value")
         self.logout.on_click(lambda _b: on_logout())
         spacer = classed(w.Box(), "msgr-spacer")
         self.widget = classed(
-            w.HBox([brand, spacer, self.connection, self.me, self.dark, self.logout]),
+            w.HBox([brand, spacer, self.connection, self.me, self.hood, self.dark, self.logout]),
             "msgr-header",
         )
 
