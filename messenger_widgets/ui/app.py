@@ -18,11 +18,22 @@ from .. import errors
 from ..attachments import Attachments
 from ..client.session import Session
 from ..client.state import Change, ChangeKind, State
+from ..client.traffic import TrafficLog
 from ..config import CLIENT_REQUIRED, Settings
 from . import theme
 from .auth import LoginPanel, RegisterPanel
 from .home import HomeActions, HomePanel
-from .widgets import ImageCache, Lane, Toasts, classed, close_tree, describe, set_children
+from .hood import HoodPanel
+from .widgets import (
+    ImageCache,
+    Lane,
+    Toasts,
+    classed,
+    close_tree,
+    describe,
+    set_children,
+    show,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +52,12 @@ class AttachmentLinks(Protocol):
     def presigned_url(self, key: str, name: str, content_type: str) -> str: ...
 
 
-def _connect(settings: Settings | None, attachments: Any) -> tuple[Session, Any]:
-    """A Session on real SQS/S3 from the settings; boto3 is touched only here."""
+def _connect(settings: Settings | None, attachments: Any) -> tuple[Session, Any, TrafficLog]:
+    """A Session on real SQS/S3 from the settings; boto3 is touched only here.
+
+    The Session's transport is a `TrafficLog` around the SQS one: the "Under the hood" panel
+    shows what it records.
+    """
     from ..aws import make_clients
     from ..transport import SqsTransport
 
@@ -55,13 +70,18 @@ def _connect(settings: Settings | None, attachments: Any) -> tuple[Session, Any]
         attachments = Attachments(
             clients.s3, settings.bucket, endpoint_url=settings.endpoint_url or None
         )
-    session = Session(
+    traffic = TrafficLog(
         SqsTransport(clients.sqs),
+        request_queue_url=settings.request_queue_url,
+        response_queue_url=settings.response_queue_url,
+    )
+    session = Session(
+        traffic,
         settings.request_queue_url,
         settings.response_queue_url,
         attachments=attachments,
     )
-    return session, attachments
+    return session, attachments, traffic
 
 
 class Messenger:
@@ -73,7 +93,9 @@ class Messenger:
         *,
         attachments: AttachmentLinks | None = None,
         settings: Settings | None = None,
+        traffic: TrafficLog | None = None,
     ) -> None:
+        """`traffic`: the TrafficLog the given session's transport is (none: no hood panel)."""
         self._lock = threading.RLock()  # every widget change from observers and tasks
         self._lane = Lane()
         self._stop = threading.Event()
@@ -82,13 +104,15 @@ class Messenger:
         self.login = LoginPanel(self._login, lambda: self._show(self.register.widget))
         self.register = RegisterPanel(self._register, lambda: self._show(self.login.widget))
         self.home: HomePanel | None = None
+        self.hood: HoodPanel | None = None
+        self.traffic = traffic
         self.session: Session | None = None
         self.attachments: Any = attachments
         self._images: ImageCache | None = None
         self._unsubscribe: Callable[[], None] = lambda: None
         try:
             if session is None:
-                session, self.attachments = _connect(settings, attachments)
+                session, self.attachments, self.traffic = _connect(settings, attachments)
         except Exception as exc:  # a missing setting is a page to read, not a traceback
             self._setup_failed(exc)
             return
@@ -126,6 +150,8 @@ class Messenger:
         self._stop.set()
         self._unsubscribe()
         self._lane.close()
+        if self.hood is not None:
+            self.hood.close()
         if self.session is not None:
             self.session.close()
         if self._images is not None:
@@ -180,15 +206,30 @@ class Messenger:
             self._leave_home()
             self.home = HomePanel(self._actions())
             self.home.render(state)
+            self._add_hood(self.home)
             self.login.done()
             self.login.set_message("")
             self._show(self.home.widget)
 
     def _leave_home(self) -> None:
         with self._lock:
+            if self.hood is not None:
+                hood, self.hood = self.hood, None
+                hood.close()
             if self.home is not None:
                 home, self.home = self.home, None
                 home.close()
+
+    def _add_hood(self, home: HomePanel) -> None:
+        """The "Under the hood" panel under the header, shown while its toggle is on."""
+        toggle = home.header.hood
+        if self.traffic is None:
+            show(toggle, False)
+            return
+        self.hood = hood = HoodPanel(self.traffic)
+        header, *rest = home.widget.children
+        set_children(home.widget, [header, hood.widget, *rest])
+        toggle.observe(lambda change: hood.set_open(bool(change["new"])), "value")
 
     def _session_over(self, reason: str) -> None:
         """Expired (401, queue gone): back to login with the reason, then clean up."""
