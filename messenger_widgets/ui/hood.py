@@ -119,7 +119,7 @@ def row_html(row: Row) -> str:
         ("id", short(e.message_id, ID_CHARS + 1)),
     ]
     spans = "".join(f'<span class="msgr-hood-{name}">{esc(text)}</span>' for name, text in cells)
-    classes = f"msgr-hood-entry msgr-hood-{e.kind.value} msgr-hood-{e.direction.value}"
+    classes = f"msgr-hood-entry msgr-hood-kind-{e.kind.value} msgr-hood-{e.direction.value}"
     if e.status is not None and e.status >= 400:
         classes += " msgr-hood-failed"
     return f'<div class="{classes}" title="{esc(chr(10).join(details))}">{spans}</div>'
