@@ -176,6 +176,9 @@ def parser() -> argparse.ArgumentParser:
     prov.add_argument("--bucket", default="")
     prov.add_argument("--env-file", default=".env")
     prov.set_defaults(run=cmd_provision)
+    from .dlq import register_cli as dlq_cli
+
+    dlq_cli(sub)
     return top
 
 

@@ -96,6 +96,7 @@ class Envelope:
     attributes: dict[str, str] = field(default_factory=dict)
     receive_count: int = 1
     queue_url: str = ""
+    sent_timestamp: int | None = None  # SQS SentTimestamp, epoch milliseconds, when known
 
 
 def now_iso(moment: datetime | None = None) -> str:

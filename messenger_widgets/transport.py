@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 GONE_CODES = frozenset({"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"})
 BATCH_RETRIES = 3
+PURGE_IN_PROGRESS = "PurgeQueueInProgress"
 
 
 class Transport(Protocol):
@@ -111,6 +112,11 @@ class SqsTransport:
     def __init__(self, client: SQSClient) -> None:
         self._sqs = client
 
+    @property
+    def client(self) -> SQSClient:
+        """The boto3 client, for instrumentation (`messenger bench` counts its calls)."""
+        return self._sqs
+
     def _call(self, queue_url: str, operation: str, **kwargs: Any) -> Any:
         try:
             return getattr(self._sqs, operation)(**kwargs)
@@ -178,7 +184,7 @@ class SqsTransport:
             MaxNumberOfMessages=max_messages,
             WaitTimeSeconds=wait_seconds,
             MessageAttributeNames=["All"],
-            MessageSystemAttributeNames=["ApproximateReceiveCount"],
+            MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
         )
         return [
             Envelope(
@@ -188,6 +194,7 @@ class SqsTransport:
                 attributes=_attributes(m.get("MessageAttributes", {})),
                 receive_count=int(m.get("Attributes", {}).get("ApproximateReceiveCount", "1")),
                 queue_url=queue_url,
+                sent_timestamp=_millis(m.get("Attributes", {}).get("SentTimestamp")),
             )
             for m in response.get("Messages", [])
         ]
@@ -234,11 +241,26 @@ class SqsTransport:
     def queue_url(self, name: str) -> str:
         return str(self._call(name, "get_queue_url", QueueName=name)["QueueUrl"])
 
+    def purge_queue(self, queue_url: str) -> bool:
+        """PurgeQueue; False when SQS refuses because a purge ran in the last 60 s."""
+        try:
+            self._call(queue_url, "purge_queue", QueueUrl=queue_url)
+        except TransportError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ClientError) and _code(cause).endswith(PURGE_IN_PROGRESS):
+                return False
+            raise
+        return True
+
     def queue_attributes(self, queue_url: str, names: Sequence[str]) -> dict[str, str]:
         response = self._call(
             queue_url, "get_queue_attributes", QueueUrl=queue_url, AttributeNames=list(names)
         )
         return dict(response.get("Attributes", {}))
+
+
+def _millis(value: object) -> int | None:
+    return int(value) if isinstance(value, str) and value.isdigit() else None
 
 
 def _encode_attributes(attributes: dict[str, str]) -> dict[str, Any]:
