@@ -17,9 +17,10 @@ SQS client, which is wrapped in an `SqsTransport`.
   package's client always sends one) stores once, reads and settings are naturally
   repeatable, a register of a taken email is answered 400. One caveat: a third-party
   `message/add` without a `clientMessageId` is keyed on the SQS message id, which a resend
-  changes, so that one in-flight message could be stored twice. Without a limit, a redrive
-  moves at most the number of messages the DLQ held when it started, so a request that dies
-  again while the redrive runs is not chased round in a loop.
+  changes, so that one in-flight message could be stored twice (and a duplicated `login`
+  opens a session nobody uses, which expires). Without a limit, a redrive moves at most
+  the number of messages the DLQ held when it started, so a request that dies again while
+  the redrive runs is not chased round in a loop.
   SQS's own `StartMessageMoveTask` is not used: moto does not implement it.
 - `purge` calls PurgeQueue; AWS allows one purge per queue per 60 s, so when SQS answers
   `PurgeQueueInProgress` (or the transport cannot purge) it receives and deletes in batches.
