@@ -15,6 +15,9 @@ from .errors import BadRequest, PayloadTooLarge
 from .protocol import (
     ATTACHMENT_NAME_MAX_CHARS,
     EMAIL_MAX_CHARS,
+    GROUP_MAX_MEMBERS,
+    GROUP_NAME_MAX_CHARS,
+    GROUP_NAME_MIN_CHARS,
     HISTORY_DEFAULT_LIMIT,
     HISTORY_MAX_LIMIT,
     ID_MAX_CHARS,
@@ -40,21 +43,29 @@ def _str(body: dict[str, Any], name: str, *, required: bool = True) -> str:
     return value
 
 
-def _name(body: dict[str, Any], field: str) -> str:
+def _name(
+    body: dict[str, Any], field: str, low: int = NAME_MIN_CHARS, high: int = NAME_MAX_CHARS
+) -> str:
     value = _str(body, field).strip()
-    if not NAME_MIN_CHARS <= len(value) <= NAME_MAX_CHARS:
-        raise BadRequest(f"{field} must be {NAME_MIN_CHARS}-{NAME_MAX_CHARS} characters")
+    if not low <= len(value) <= high:
+        raise BadRequest(f"{field} must be {low}-{high} characters")
     # Cc: C0 (U+0000-001F), DEL (U+007F) and C1 (U+0080-009F), not only the first.
     if any(unicodedata.category(c) == "Cc" for c in value):
         raise BadRequest(f"{field} must not contain control characters")
     return value
 
 
-def _user_id(body: dict[str, Any]) -> str:
-    value = _str(body, "userID")
+def _user_id(body: dict[str, Any], field: str = "userID") -> str:
+    value = _str(body, field)
     if not value or len(value) > ID_MAX_CHARS:
-        raise BadRequest("userID must be a non-empty string")
+        raise BadRequest(f"{field} must be a non-empty string")
     return value
+
+
+def _group_id(body: dict[str, Any]) -> str:
+    if "userID" in body:
+        raise BadRequest("send userID or groupID, not both")
+    return _user_id(body, "groupID")
 
 
 def _bool(body: dict[str, Any], name: str, default: bool | None = None) -> bool:
@@ -154,19 +165,29 @@ class AddMessage:
     @classmethod
     def parse(cls, body: dict[str, Any]) -> AddMessage:
         recipient = _user_id(body)
-        client_id = _str(body, "clientMessageId", required=False)
-        if len(client_id) > ID_MAX_CHARS:
-            raise BadRequest(f"clientMessageId must be at most {ID_MAX_CHARS} characters")
-        content = body.get("body")
-        if isinstance(content, str):
-            if len(content) > MAX_TEXT_CHARS:
-                raise PayloadTooLarge(f"message text is longer than {MAX_TEXT_CHARS} characters")
-            if not content.strip():
-                raise BadRequest("body must not be empty")
-            return cls(recipient, content, None, client_id)
-        if isinstance(content, dict):
-            return cls(recipient, None, _attachment(content), client_id)
-        raise BadRequest("body must be a text string or an attachment object")
+        client_id = _client_id(body, "clientMessageId")
+        return cls(recipient, *_content(body), client_id)
+
+
+def _client_id(body: dict[str, Any], field: str) -> str:
+    value = _str(body, field, required=False)
+    if len(value) > ID_MAX_CHARS:
+        raise BadRequest(f"{field} must be at most {ID_MAX_CHARS} characters")
+    return value
+
+
+def _content(body: dict[str, Any]) -> tuple[str | None, AttachmentRef | None]:
+    """A message's `body`: a text (exactly one of the pair is set) or an attachment."""
+    content = body.get("body")
+    if isinstance(content, str):
+        if len(content) > MAX_TEXT_CHARS:
+            raise PayloadTooLarge(f"message text is longer than {MAX_TEXT_CHARS} characters")
+        if not content.strip():
+            raise BadRequest("body must not be empty")
+        return content, None
+    if isinstance(content, dict):
+        return None, _attachment(content)
+    raise BadRequest("body must be a text string or an attachment object")
 
 
 def _attachment(data: dict[str, Any]) -> AttachmentRef:
@@ -207,3 +228,61 @@ class History:
         before = _int(body, "beforeOrder", 1, 2**53)
         limit = _int(body, "limit", 1, HISTORY_MAX_LIMIT)
         return cls(_user_id(body), before, limit or HISTORY_DEFAULT_LIMIT)
+
+
+# --- groups (v1.1) ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CreateGroup:
+    name: str
+    member_ids: tuple[str, ...]  # as sent, duplicates removed, order kept; may name the caller
+    client_group_id: str
+
+    @classmethod
+    def parse(cls, body: dict[str, Any]) -> CreateGroup:
+        name = _name(body, "name", GROUP_NAME_MIN_CHARS, GROUP_NAME_MAX_CHARS)
+        members = body.get("memberIDs")
+        if not isinstance(members, list):
+            raise BadRequest("memberIDs must be a list of userIDs")
+        if len(members) > GROUP_MAX_MEMBERS:
+            raise BadRequest(f"memberIDs must name at most {GROUP_MAX_MEMBERS} users")
+        if not all(isinstance(m, str) and 0 < len(m) <= ID_MAX_CHARS for m in members):
+            raise BadRequest("memberIDs must hold non-empty userID strings")
+        return cls(name, tuple(dict.fromkeys(members)), _client_id(body, "clientGroupId"))
+
+
+@dataclass(frozen=True)
+class GroupTarget:
+    """Bodies that only name a group: group/leave, selectSearchUser, markMessagesAsRead."""
+
+    group_id: str
+
+    @classmethod
+    def parse(cls, body: dict[str, Any]) -> GroupTarget:
+        return cls(_group_id(body))
+
+
+@dataclass(frozen=True)
+class AddGroupMessage:
+    group_id: str
+    text: str | None
+    attachment: AttachmentRef | None
+    client_message_id: str
+
+    @classmethod
+    def parse(cls, body: dict[str, Any]) -> AddGroupMessage:
+        group_id = _group_id(body)
+        client_id = _client_id(body, "clientMessageId")
+        return cls(group_id, *_content(body), client_id)
+
+
+@dataclass(frozen=True)
+class GroupHistory:
+    group_id: str
+    before_order: int | None
+    limit: int
+
+    @classmethod
+    def parse(cls, body: dict[str, Any]) -> GroupHistory:
+        group_id = _group_id(body)
+        page = History.parse({**body, "userID": group_id})
+        return cls(group_id, page.before_order, page.limit)

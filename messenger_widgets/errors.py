@@ -74,6 +74,13 @@ class Unauthorized(RequestError):
     status = 401
 
 
+class Forbidden(RequestError):
+    """Understood and about something that exists, but not the caller's (a group they are
+    not a member of)."""
+
+    status = 403
+
+
 class PayloadTooLarge(RequestError):
     status = 413
 

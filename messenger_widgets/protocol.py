@@ -36,6 +36,9 @@ ATTACHMENT_PREFIX = "attachments/"
 ATTACHMENT_NAME_MAX_CHARS = 255
 MAX_JSON_DEPTH = 32
 ID_MAX_CHARS = 128
+# groups (v1.1, additive): members counted with the creator, names as user names
+GROUP_MIN_MEMBERS, GROUP_MAX_MEMBERS = 2, 50
+GROUP_NAME_MIN_CHARS, GROUP_NAME_MAX_CHARS = 1, 50
 
 STATUS_OK = 200
 
@@ -51,6 +54,8 @@ class Action(StrEnum):
     SENT = "sent"
     READ = "read"
     ERROR = "error"
+    GROUP_CREATED = "groupCreated"  # v1.1: a group the session's user belongs to
+    GROUP_UPDATED = "groupUpdated"  # v1.1: a group's members changed (someone left)
 
 
 # (controller, method) pairs of the contract; register and login are answered by a reply.
@@ -65,6 +70,8 @@ METHODS: frozenset[tuple[str, str]] = frozenset(
         ("message", "selectSearchUser"),
         ("message", "markMessagesAsRead"),
         ("message", "history"),
+        ("group", "create"),  # v1.1
+        ("group", "leave"),  # v1.1
     }
 )
 REPLY_METHODS: frozenset[tuple[str, str]] = frozenset({("user", "register"), ("user", "login")})
@@ -278,7 +285,11 @@ class Push:
 
 @dataclass(frozen=True)
 class WireMessage:
-    """A chat message as one session sees it: `user_id`/`name` are the other party."""
+    """A chat message as one session sees it: `user_id`/`name` are the other party.
+
+    In a group message (v1.1) `group_id` is set, `user_id`/`name` are the sender and `to` is
+    the group id for the session user's own messages; 1:1 messages never carry `groupID`.
+    """
 
     message_id: str
     body: str | dict[str, Any]
@@ -288,9 +299,10 @@ class WireMessage:
     date_time: str
     is_read: bool
     order: int
+    group_id: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "messageID": self.message_id,
             "body": self.body,
             "userID": self.user_id,
@@ -300,6 +312,9 @@ class WireMessage:
             "isMessageRead": self.is_read,
             "order": self.order,
         }
+        if self.group_id is not None:
+            data["groupID"] = self.group_id
+        return data
 
     @classmethod
     def from_json(cls, data: Any) -> WireMessage:
@@ -307,7 +322,7 @@ class WireMessage:
             body = data["body"]
             if not isinstance(body, str | dict):
                 raise TypeError("body")
-            to = data.get("to")
+            to, group = data.get("to"), data.get("groupID")
             return cls(
                 message_id=_nonempty(data["messageID"]),
                 body=body,
@@ -317,6 +332,7 @@ class WireMessage:
                 date_time=str(data["dateTime"]),
                 is_read=bool(data.get("isMessageRead", False)),
                 order=_order(data["order"]),
+                group_id=None if group is None else _nonempty(group),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise DecodeError(f"malformed message: {_short(exc)}") from None

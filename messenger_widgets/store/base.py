@@ -3,12 +3,14 @@
 Designed around access patterns, not tables, so SQLite (local) and DynamoDB (cloud) can both
 implement it: users by id and by email, sessions by id and by user, a conversation's
 messages by order, a user's messages since a time, idempotency by (sender, client id), and
-an atomic per-conversation order counter. Every implementation passes the same contract
-suite in `tests/unit/store/contract.py`.
+an atomic per-conversation order counter; groups (v1.1) by id and by member, a group's
+messages by order and by time, and each member's read mark. Every implementation passes the
+same contract suite in `tests/unit/store/contract.py`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -75,6 +77,46 @@ class ActivityRecord:
     kind: Activity
     at: datetime
     detail: str = ""
+
+
+@dataclass(frozen=True)
+class GroupMember:
+    user_id: str
+    read_up_to: int = 0  # this member has read the group's messages up to this order
+
+
+@dataclass(frozen=True)
+class Group:
+    """A group conversation (v1.1): `members` are the current ones, in user id order."""
+
+    group_id: str
+    name: str
+    created_by: str
+    created_at: datetime
+    members: tuple[GroupMember, ...]
+    former: tuple[str, ...] = ()  # ids of users who left, in user id order
+    client_key: str = ""  # the creator's idempotency key
+
+    @property
+    def member_ids(self) -> tuple[str, ...]:
+        return tuple(m.user_id for m in self.members)
+
+    def is_member(self, user_id: str) -> bool:
+        return any(m.user_id == user_id for m in self.members)
+
+    def read_up_to(self, user_id: str) -> int:
+        return next((m.read_up_to for m in self.members if m.user_id == user_id), 0)
+
+
+@dataclass(frozen=True)
+class GroupMessage:
+    message_id: str
+    group_id: str
+    sender_id: str
+    body: str | dict[str, Any]
+    order: int  # 1, 2, 3 ... per group, no gaps
+    created_at: datetime
+    client_message_id: str = ""
 
 
 def conversation_key(a: str, b: str) -> str:
@@ -164,6 +206,64 @@ class Store(Protocol):
     def mark_read(self, reader_id: str, sender_id: str) -> int:
         """Messages from sender to reader become read; return the highest order from sender
         in that conversation (0 when there is none)."""
+        ...
+
+    # groups (v1.1)
+    def create_group(
+        self, creator_id: str, name: str, member_ids: Sequence[str], client_key: str, now: datetime
+    ) -> tuple[Group, bool]:
+        """Store once per (creator, client_key); return the group and whether it is new.
+
+        The creator is a member whether or not `member_ids` names them; duplicates count once.
+        The caller checks the member count and that every member exists.
+        """
+        ...
+
+    def get_group(self, group_id: str) -> Group | None: ...
+
+    def groups_for_user(self, user_id: str) -> list[Group]:
+        """The groups the user is a member of now, oldest first."""
+        ...
+
+    def leave_group(self, group_id: str, user_id: str, now: datetime) -> bool:
+        """Remove a current member (their messages stay); False when they were not one."""
+        ...
+
+    def add_group_message(
+        self,
+        group_id: str,
+        sender_id: str,
+        body: str | dict[str, Any],
+        client_message_id: str,
+        now: datetime,
+    ) -> tuple[GroupMessage, bool]:
+        """Store once per (sender, client_message_id) among group messages; return the
+        message and whether it is new. `order` is the group's next number, assigned
+        atomically. Raise `NotFound` when the sender is not a member (checked atomically)."""
+        ...
+
+    def group_conversation(
+        self, group_id: str, limit: int, before_order: int | None = None
+    ) -> tuple[list[GroupMessage], bool]:
+        """The `limit` newest messages older than `before_order`, oldest first, and has_more."""
+        ...
+
+    def group_messages_since(
+        self, user_id: str, since: datetime | None, limit: int
+    ) -> list[GroupMessage]:
+        """Messages of the user's current groups created after `since` (all when None),
+        oldest first, at most `limit` of the newest."""
+        ...
+
+    def count_group_messages_since(self, user_id: str, since: datetime | None) -> int: ...
+
+    def mark_group_read(self, group_id: str, reader_id: str) -> int:
+        """The reader has read everything stored so far: their mark moves (never back) to the
+        group's newest order; return it. Raise `NotFound` when they are not a member."""
+        ...
+
+    def group_unread(self, group_id: str, user_id: str) -> int:
+        """How many messages of others the member has not read (0 for a non-member)."""
         ...
 
     # activity and throttling

@@ -19,6 +19,7 @@ it carries the index's key attributes). Table and index definitions: `dynamodb_s
 | messages | idx messages_by_sender       | `<time>#<order>#<conv>`  | messages_since (sent)       |
 | messages | idx messages_by_recipient    | `<time>#<order>#<conv>`  | messages_since (received)   |
 | messages | idx unread_by_reader         | `MSG#<order>`            | mark_read (unread only)     |
+| messages | `GROUP#<id>`, `MEMBER#<user>`, ... | (`dynamodb_groups.py`) | groups (v1.1)         |
 
 Writes that must be atomic are one `TransactWriteItems`: a user's profile with its email item
 (both `attribute_not_exists`, so a taken email cancels the registration), and a message with
@@ -63,6 +64,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ..errors import AlreadyExists, NotFound, StoreError
 from .base import Activity, ActivityRecord, SessionRecord, StoredMessage, User, conversation_key
+from .dynamodb_groups import DynamoGroups
 from .dynamodb_schema import (
     ABSENT,
     AFTER,
@@ -76,6 +78,7 @@ from .dynamodb_schema import (
     PRESENT,
     REAP_PK,
     REAPED_SESSION_TTL,
+    RETRYABLE_CANCELLATIONS,
     SESSIONS_BY_USER,
     SESSIONS_TO_REAP,
     SK,
@@ -112,6 +115,8 @@ from .dynamodb_schema import (
     user_key,
     values,
 )
+from .dynamodb_schema import ConditionFailed as _ConditionFailed
+from .dynamodb_schema import TransactionCancelled as _Cancelled
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -119,22 +124,8 @@ if TYPE_CHECKING:
 
     from .dynamodb_schema import Item
 
-RETRYABLE_CANCELLATIONS = frozenset({"ConditionalCheckFailed", "TransactionConflict"})
 
-
-class _ConditionFailed(StoreError):
-    """A conditional write's condition was false; the caller says what that means."""
-
-
-class _Cancelled(StoreError):
-    """A transaction was cancelled; `codes` has one reason code per item ("None" if fine)."""
-
-    def __init__(self, message: str, codes: list[str]) -> None:
-        super().__init__(message)
-        self.codes = codes
-
-
-class DynamoStore:
+class DynamoStore(DynamoGroups):
     """`Store` over two DynamoDB tables; the client is injected, never created here."""
 
     search_page = 1000  # index items read per search request

@@ -47,9 +47,23 @@ NAME_PK, REAP_PK = "USER", "REAP"
 NAME_SORT_CHARS = 200  # 4 bytes a character at most: stays under the 1,024-byte key limit
 AFTER = "~"  # sorts after "#" and every digit: `ts + AFTER` is "strictly after ts"
 
+RETRYABLE_CANCELLATIONS = frozenset({"ConditionalCheckFailed", "TransactionConflict"})
+
 IDEMPOTENCY_TTL = timedelta(days=15)  # SQS keeps a message 14 days at most
 FAILED_LOGIN_TTL = timedelta(days=1)  # throttling looks back 15 minutes
 REAPED_SESSION_TTL = timedelta(days=30)  # long after every token of the session has expired
+
+
+class ConditionFailed(StoreError):
+    """A conditional write's condition was false; the caller says what that means."""
+
+
+class TransactionCancelled(StoreError):
+    """A transaction was cancelled; `codes` has one reason code per item ("None" if fine)."""
+
+    def __init__(self, message: str, codes: list[str]) -> None:
+        super().__init__(message)
+        self.codes = codes
 
 
 # --- keys ---------------------------------------------------------------------------------

@@ -15,14 +15,24 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ..errors import AlreadyExists, NotFound, StoreError
-from .base import Activity, ActivityRecord, SessionRecord, StoredMessage, User, conversation_key
+from .base import (
+    Activity,
+    ActivityRecord,
+    Group,
+    GroupMember,
+    GroupMessage,
+    SessionRecord,
+    StoredMessage,
+    User,
+    conversation_key,
+)
 
 # Step i moves the schema from version i to i + 1; append new steps, never edit old ones.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -58,6 +68,31 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """CREATE TABLE failed_logins (
             id INTEGER PRIMARY KEY, email_key TEXT NOT NULL, at TEXT NOT NULL)""",
         "CREATE INDEX failed_logins_by_email ON failed_logins (email_key, at)",
+    ),
+    (  # 1 -> 2: groups (v1.1)
+        """CREATE TABLE groups (
+            group_id TEXT PRIMARY KEY, name TEXT NOT NULL,
+            created_by TEXT NOT NULL REFERENCES users (user_id), created_at TEXT NOT NULL,
+            client_key TEXT NOT NULL DEFAULT '')""",
+        """CREATE UNIQUE INDEX groups_idempotency ON groups (created_by, client_key)
+            WHERE client_key <> ''""",
+        """CREATE TABLE group_members (
+            group_id TEXT NOT NULL REFERENCES groups (group_id),
+            user_id TEXT NOT NULL REFERENCES users (user_id),
+            joined_at TEXT NOT NULL, left_at TEXT,
+            read_up_to INTEGER NOT NULL DEFAULT 0 CHECK (read_up_to >= 0),
+            PRIMARY KEY (group_id, user_id))""",
+        "CREATE INDEX group_members_by_user ON group_members (user_id, group_id)",
+        """CREATE TABLE group_messages (
+            message_id TEXT PRIMARY KEY, group_id TEXT NOT NULL REFERENCES groups (group_id),
+            order_no INTEGER NOT NULL CHECK (order_no > 0),
+            sender_id TEXT NOT NULL REFERENCES users (user_id),
+            body_kind TEXT NOT NULL CHECK (body_kind IN ('text', 'object')),
+            body TEXT NOT NULL, created_at TEXT NOT NULL,
+            client_message_id TEXT NOT NULL DEFAULT '', UNIQUE (group_id, order_no))""",
+        """CREATE UNIQUE INDEX group_messages_idempotency
+            ON group_messages (sender_id, client_message_id) WHERE client_message_id <> ''""",
+        "CREATE INDEX group_messages_by_time ON group_messages (group_id, created_at)",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -116,7 +151,7 @@ def _session(row: sqlite3.Row) -> SessionRecord:
     )  # fmt: skip
 
 
-def _message(row: sqlite3.Row) -> StoredMessage:
+def _body(row: sqlite3.Row) -> Any:
     """Check the kind marker, so a corrupt row is a `StoreError`, not a wrong-typed body."""
     try:
         body = json.loads(row["body"])
@@ -124,6 +159,18 @@ def _message(row: sqlite3.Row) -> StoredMessage:
         raise StoreError(f"message {row['message_id']} has a corrupt body: {exc}") from exc
     if not isinstance(body, str if row["body_kind"] == "text" else dict):
         raise StoreError(f"message {row['message_id']} has a body of the wrong kind")
+    return body
+
+
+def _group_message(row: sqlite3.Row) -> GroupMessage:
+    return GroupMessage(
+        row["message_id"], row["group_id"], row["sender_id"], _body(row), int(row["order_no"]),
+        _dt(row["created_at"]), row["client_message_id"],
+    )  # fmt: skip
+
+
+def _message(row: sqlite3.Row) -> StoredMessage:
+    body = _body(row)
     return StoredMessage(
         row["message_id"], row["sender_id"], row["recipient_id"], body, int(row["order_no"]),
         _dt(row["created_at"]), bool(row["is_read"]), row["client_message_id"],
@@ -428,6 +475,183 @@ class SqliteStore:
             conn.execute(f"UPDATE messages SET is_read = 1 {where} AND is_read = 0", params)  # noqa: S608
             row = conn.execute(f"SELECT coalesce(max(order_no), 0) FROM messages {where}", params)  # noqa: S608
             return int(row.fetchone()[0])
+
+    # groups (v1.1)
+    def _group(self, conn: sqlite3.Connection, group_id: str) -> Group | None:
+        row = conn.execute("SELECT * FROM groups WHERE group_id = ?", (group_id,)).fetchone()
+        if row is None:
+            return None
+        people = conn.execute(
+            "SELECT user_id, left_at, read_up_to FROM group_members WHERE group_id = ?"
+            " ORDER BY user_id",
+            (group_id,),
+        ).fetchall()
+        return Group(
+            row["group_id"], row["name"], row["created_by"], _dt(row["created_at"]),
+            tuple(GroupMember(p["user_id"], int(p["read_up_to"])) for p in people
+                  if p["left_at"] is None),
+            tuple(p["user_id"] for p in people if p["left_at"] is not None),
+            row["client_key"],
+        )  # fmt: skip
+
+    def create_group(
+        self, creator_id: str, name: str, member_ids: Sequence[str], client_key: str, now: datetime
+    ) -> tuple[Group, bool]:
+        """The duplicate check and every insert share one write transaction."""
+        ids = sorted({creator_id, *member_ids})
+        with self._tx(write=True) as conn:
+            if client_key:
+                row = conn.execute(
+                    "SELECT group_id FROM groups WHERE created_by = ? AND client_key = ?",
+                    (creator_id, client_key),
+                ).fetchone()
+                if row is not None:
+                    return self._existing(conn, row["group_id"]), False
+            group_id = uuid.uuid4().hex
+            conn.execute(
+                "INSERT INTO groups (group_id, name, created_by, created_at, client_key)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (group_id, name, creator_id, _ts(now), client_key),
+            )
+            conn.executemany(
+                "INSERT INTO group_members (group_id, user_id, joined_at) VALUES (?, ?, ?)",
+                [(group_id, user_id, _ts(now)) for user_id in ids],
+            )
+            return self._existing(conn, group_id), True
+
+    def _existing(self, conn: sqlite3.Connection, group_id: str) -> Group:
+        group = self._group(conn, group_id)
+        if group is None:
+            raise StoreError(f"group {group_id} vanished")
+        return group
+
+    def get_group(self, group_id: str) -> Group | None:
+        with self._tx() as conn:
+            return self._group(conn, group_id)
+
+    def groups_for_user(self, user_id: str) -> list[Group]:
+        with self._tx() as conn:
+            rows = conn.execute(
+                "SELECT g.group_id FROM group_members m JOIN groups g USING (group_id)"
+                " WHERE m.user_id = ? AND m.left_at IS NULL ORDER BY g.created_at, g.group_id",
+                (user_id,),
+            ).fetchall()
+            return [self._existing(conn, row["group_id"]) for row in rows]
+
+    def leave_group(self, group_id: str, user_id: str, now: datetime) -> bool:
+        return (
+            self._write(
+                "UPDATE group_members SET left_at = ?"
+                " WHERE group_id = ? AND user_id = ? AND left_at IS NULL",
+                (_ts(now), group_id, user_id),
+            )
+            == 1
+        )
+
+    def add_group_message(
+        self,
+        group_id: str,
+        sender_id: str,
+        body: str | dict[str, Any],
+        client_message_id: str,
+        now: datetime,
+    ) -> tuple[GroupMessage, bool]:
+        """The duplicate check, the membership check, the next order and the insert share
+        one write transaction."""
+        kind, payload = _encode_body(body)
+        with self._tx(write=True) as conn:
+            if client_message_id:
+                row = conn.execute(
+                    "SELECT * FROM group_messages WHERE sender_id = ? AND client_message_id = ?",
+                    (sender_id, client_message_id),
+                ).fetchone()
+                if row is not None:
+                    return _group_message(row), False
+            member = conn.execute(
+                "SELECT 1 FROM group_members WHERE group_id = ? AND user_id = ?"
+                " AND left_at IS NULL",
+                (group_id, sender_id),
+            ).fetchone()
+            if member is None:
+                raise NotFound(f"{sender_id!r} is not a member of group {group_id!r}")
+            order = int(
+                conn.execute(
+                    "SELECT coalesce(max(order_no), 0) + 1 FROM group_messages WHERE group_id = ?",
+                    (group_id,),
+                ).fetchone()[0]
+            )
+            message = GroupMessage(
+                uuid.uuid4().hex, group_id, sender_id, json.loads(payload), order, _dt(_ts(now)),
+                client_message_id,
+            )  # fmt: skip
+            conn.execute(
+                "INSERT INTO group_messages (message_id, group_id, order_no, sender_id,"
+                " body_kind, body, created_at, client_message_id)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    message.message_id, group_id, order, sender_id, kind, payload, _ts(now),
+                    client_message_id,
+                ),
+            )  # fmt: skip
+        return message, True
+
+    def group_conversation(
+        self, group_id: str, limit: int, before_order: int | None = None
+    ) -> tuple[list[GroupMessage], bool]:
+        limit = max(limit, 0)
+        rows = self._rows(
+            "SELECT * FROM group_messages WHERE group_id = ? AND order_no < ?"
+            " ORDER BY order_no DESC LIMIT ?",
+            (group_id, _NO_LIMIT if before_order is None else before_order, limit + 1),
+        )
+        return [_group_message(row) for row in reversed(rows[:limit])], len(rows) > limit
+
+    _MY_GROUP_MESSAGES = (
+        " FROM group_messages gm JOIN group_members m ON m.group_id = gm.group_id"
+        " WHERE m.user_id = ? AND m.left_at IS NULL AND gm.created_at > ?"
+    )
+
+    def group_messages_since(
+        self, user_id: str, since: datetime | None, limit: int
+    ) -> list[GroupMessage]:
+        rows = self._rows(
+            "SELECT gm.*" + self._MY_GROUP_MESSAGES
+            + " ORDER BY gm.created_at DESC, gm.order_no DESC, gm.rowid DESC LIMIT ?",
+            (user_id, "" if since is None else _ts(since), max(limit, 0)),
+        )  # fmt: skip
+        return [_group_message(row) for row in reversed(rows)]
+
+    def count_group_messages_since(self, user_id: str, since: datetime | None) -> int:
+        row = self._one(
+            "SELECT count(*)" + self._MY_GROUP_MESSAGES,
+            (user_id, "" if since is None else _ts(since)),
+        )
+        return 0 if row is None else int(row[0])
+
+    def mark_group_read(self, group_id: str, reader_id: str) -> int:
+        with self._tx(write=True) as conn:
+            changed = conn.execute(
+                "UPDATE group_members SET read_up_to = max(read_up_to, (SELECT"
+                " coalesce(max(order_no), 0) FROM group_messages WHERE group_id = ?))"
+                " WHERE group_id = ? AND user_id = ? AND left_at IS NULL",
+                (group_id, group_id, reader_id),
+            ).rowcount
+            if changed != 1:
+                raise NotFound(f"{reader_id!r} is not a member of group {group_id!r}")
+            row = conn.execute(
+                "SELECT read_up_to FROM group_members WHERE group_id = ? AND user_id = ?",
+                (group_id, reader_id),
+            )
+            return int(row.fetchone()[0])
+
+    def group_unread(self, group_id: str, user_id: str) -> int:
+        row = self._one(
+            "SELECT count(*) FROM group_messages gm JOIN group_members m"
+            " ON m.group_id = gm.group_id AND m.user_id = ? AND m.left_at IS NULL"
+            " WHERE gm.group_id = ? AND gm.order_no > m.read_up_to AND gm.sender_id <> ?",
+            (user_id, group_id, user_id),
+        )
+        return 0 if row is None else int(row[0])
 
     # activity and throttling
     def record_activity(self, user_id: str, kind: Activity, at: datetime, detail: str = "") -> None:

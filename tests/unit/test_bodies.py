@@ -345,3 +345,46 @@ def test_history_null_fields_mean_absent() -> None:
     assert History.parse({"userID": "u", "limit": None, "beforeOrder": None}) == History(
         "u", None, 50
     )
+
+
+# --- groups (v1.1) ------------------------------------------------------------------------
+def test_create_group_body() -> None:
+    from messenger_widgets.bodies import CreateGroup
+
+    parsed = CreateGroup.parse(
+        {"name": "  Trip  ", "memberIDs": ["b", "c", "b"], "clientGroupId": "g1"}
+    )
+    assert parsed == CreateGroup("Trip", ("b", "c"), "g1")
+    assert CreateGroup.parse({"name": "x", "memberIDs": ["b"]}).client_group_id == ""
+    for bad, field in [
+        ({"name": "", "memberIDs": ["b"]}, "name"),
+        ({"name": "n" * 51, "memberIDs": ["b"]}, "name"),
+        ({"name": "a\x00b", "memberIDs": ["b"]}, "name"),
+        ({"name": "x"}, "memberIDs"),
+        ({"name": "x", "memberIDs": "b"}, "memberIDs"),
+        ({"name": "x", "memberIDs": [""]}, "memberIDs"),
+        ({"name": "x", "memberIDs": [7]}, "memberIDs"),
+        ({"name": "x", "memberIDs": ["u" * 129]}, "memberIDs"),
+        ({"name": "x", "memberIDs": [f"u{i}" for i in range(51)]}, "memberIDs"),
+        ({"name": "x", "memberIDs": ["b"], "clientGroupId": "c" * 129}, "clientGroupId"),
+    ]:
+        with pytest.raises(BadRequest, match=field):
+            CreateGroup.parse(bad)
+
+
+def test_group_message_and_target_bodies() -> None:
+    from messenger_widgets.bodies import AddGroupMessage, GroupHistory, GroupTarget
+
+    assert AddGroupMessage.parse({"groupID": "g", "body": "hi", "clientMessageId": "c"}) == (
+        AddGroupMessage("g", "hi", None, "c")
+    )
+    with pytest.raises(PayloadTooLarge):
+        AddGroupMessage.parse({"groupID": "g", "body": "x" * 10_001})
+    with pytest.raises(BadRequest, match="not both"):
+        AddGroupMessage.parse({"groupID": "g", "userID": "u", "body": "hi"})
+    with pytest.raises(BadRequest, match="groupID"):
+        GroupTarget.parse({"groupID": ""})
+    assert GroupTarget.parse({"groupID": "g"}).group_id == "g"
+    assert GroupHistory.parse({"groupID": "g", "beforeOrder": 5}) == GroupHistory("g", 5, 50)
+    with pytest.raises(BadRequest, match="limit"):
+        GroupHistory.parse({"groupID": "g", "limit": 101})

@@ -311,12 +311,21 @@ def test_wire_message_round_trip() -> None:
     assert WireMessage.from_json(attachment).to_json() == attachment
 
 
+def test_group_wire_message_adds_only_group_id() -> None:
+    group = {**MESSAGE, "groupID": "g1", "to": "g1"}
+    wire = WireMessage.from_json(group)
+    assert wire.group_id == "g1" and wire.to_json() == group
+    assert "groupID" not in WireMessage.from_json(MESSAGE).to_json()  # 1:1 unchanged
+
+
 @pytest.mark.parametrize(
     "data",
     [
         None,
         [],
         "m1",
+        {**MESSAGE, "groupID": ""},
+        {**MESSAGE, "groupID": 5},
         {k: v for k, v in MESSAGE.items() if k != "messageID"},
         {k: v for k, v in MESSAGE.items() if k != "body"},
         {k: v for k, v in MESSAGE.items() if k != "order"},

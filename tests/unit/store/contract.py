@@ -498,3 +498,215 @@ class StoreContract:
         store.clear_failed_logins("BOB@EXAMPLE.COM")
         assert store.failed_logins_since("bob@example.com", at(0)) == 0
         assert store.failed_logins_since("eve@example.com", at(0)) == 1
+
+    # --- groups (v1.1) ----------------------------------------------------------------------
+    def test_create_group_round_trips(self, store: Store) -> None:
+        a, b, c, d = (new_user(store) for _ in range(4))
+        group, created = store.create_group(
+            a.user_id, "Trip ✈ <b>", [b.user_id, c.user_id], "g-1", at(5)
+        )
+        assert created and isinstance(group.group_id, str) and group.group_id
+        assert (group.name, group.created_by, group.client_key) == ("Trip ✈ <b>", a.user_id, "g-1")
+        assert group.created_at == at(5) and is_utc(group.created_at)
+        assert group.member_ids == tuple(sorted([a.user_id, b.user_id, c.user_id]))
+        assert all(m.read_up_to == 0 for m in group.members) and group.former == ()
+        assert store.get_group(group.group_id) == group
+        for member in (a, b, c):
+            assert store.groups_for_user(member.user_id) == [group]
+        assert store.groups_for_user(d.user_id) == []
+        assert store.get_group("no-such-group") is None
+
+    def test_creator_is_a_member_and_duplicates_count_once(self, store: Store) -> None:
+        a, b = new_user(store), new_user(store)
+        group, _ = store.create_group(a.user_id, "g", [b.user_id, a.user_id, b.user_id], "", at(0))
+        assert sorted(group.member_ids) == sorted([a.user_id, b.user_id])
+        assert group.is_member(a.user_id) and not group.is_member("nobody")
+
+    def test_create_group_is_idempotent_per_creator_and_key(self, store: Store) -> None:
+        a, b, c = new_user(store), new_user(store), new_user(store)
+        first, created = store.create_group(a.user_id, "one", [b.user_id], "k", at(1))
+        again, created_again = store.create_group(a.user_id, "two", [c.user_id], "k", at(2))
+        assert created and not created_again and again == first
+        other, new = store.create_group(b.user_id, "one", [a.user_id], "k", at(3))
+        assert new and other.group_id != first.group_id
+        x, new_x = store.create_group(a.user_id, "x", [b.user_id], "", at(4))
+        y, new_y = store.create_group(a.user_id, "x", [b.user_id], "", at(5))
+        assert new_x and new_y and x.group_id != y.group_id
+        assert [g.group_id for g in store.groups_for_user(a.user_id)] == [
+            first.group_id,
+            other.group_id,
+            x.group_id,
+            y.group_id,
+        ]  # oldest first
+
+    def test_group_orders_have_no_gaps_and_are_per_group(self, store: Store) -> None:
+        a, b, c = new_user(store), new_user(store), new_user(store)
+        g1, _ = store.create_group(a.user_id, "g1", [b.user_id, c.user_id], "", at(0))
+        g2, _ = store.create_group(b.user_id, "g2", [a.user_id], "", at(0))
+        send(store, a, b)  # a 1:1 message has its own sequence
+        orders = [
+            store.add_group_message(g1.group_id, sender.user_id, f"m{i}", "", at(i))[0].order
+            for i, sender in enumerate([a, b, c, a, c])
+        ]
+        assert orders == [1, 2, 3, 4, 5]
+        message, created = store.add_group_message(g2.group_id, a.user_id, "x", "", at(9))
+        assert created and message.order == 1 and message.group_id == g2.group_id
+        assert (message.sender_id, message.body, message.created_at) == (a.user_id, "x", at(9))
+        assert send(store, b, a).order == 2
+
+    @pytest.mark.parametrize(
+        "body",
+        ['{"key": "attachments/x.png"}', "<b>&amp;</b> ✓", {"key": "attachments/a", "size": 1}],
+    )
+    def test_group_body_round_trips(self, store: Store, body: str | dict[str, Any]) -> None:
+        a, b = new_user(store), new_user(store)
+        group, _ = store.create_group(a.user_id, "g", [b.user_id], "", at(0))
+        message, _ = store.add_group_message(group.group_id, a.user_id, body, "", at(1))
+        (stored,), more = store.group_conversation(group.group_id, 10)
+        assert stored == message and stored.body == body and type(stored.body) is type(body)
+        assert not more
+
+    def test_group_message_is_stored_once_per_client_id(self, store: Store) -> None:
+        a, b = new_user(store), new_user(store)
+        group, _ = store.create_group(a.user_id, "g", [b.user_id], "", at(0))
+        other, _ = store.create_group(a.user_id, "h", [b.user_id], "", at(0))
+        first, created = store.add_group_message(group.group_id, a.user_id, "hi", "c-1", at(1))
+        again, created_again = store.add_group_message(
+            group.group_id, a.user_id, "hi!", "c-1", at(2)
+        )
+        assert created and not created_again and again == first and again.body == "hi"
+        elsewhere, new = store.add_group_message(other.group_id, a.user_id, "x", "c-1", at(3))
+        assert not new and elsewhere == first  # keyed by (sender, client id) alone
+        theirs, new_theirs = store.add_group_message(group.group_id, b.user_id, "y", "c-1", at(4))
+        assert new_theirs and theirs.order == 2
+        direct, new_direct = store.add_message(a.user_id, b.user_id, "1:1", "c-1", at(5))
+        assert new_direct and direct.order == 1  # 1:1 and group keys are separate spaces
+        assert [m.order for m in store.group_conversation(group.group_id, 10)[0]] == [1, 2]
+        assert store.group_conversation(other.group_id, 10) == ([], False)
+
+    def test_only_members_add_group_messages(self, store: Store) -> None:
+        a, b, c = new_user(store), new_user(store), new_user(store)
+        group, _ = store.create_group(a.user_id, "g", [b.user_id], "", at(0))
+        with pytest.raises(NotFound):
+            store.add_group_message(group.group_id, c.user_id, "let me in", "c", at(1))
+        with pytest.raises(NotFound):
+            store.add_group_message("no-such-group", a.user_id, "x", "", at(1))
+        assert store.group_conversation(group.group_id, 10) == ([], False)
+        assert store.add_group_message(group.group_id, b.user_id, "ok", "", at(2))[0].order == 1
+
+    def test_leave_group(self, store: Store) -> None:
+        a, b, c = new_user(store), new_user(store), new_user(store)
+        group, _ = store.create_group(a.user_id, "g", [b.user_id, c.user_id], "", at(0))
+        store.add_group_message(group.group_id, b.user_id, "before", "", at(1))
+        assert store.leave_group(group.group_id, b.user_id, at(2)) is True
+        assert store.leave_group(group.group_id, b.user_id, at(3)) is False  # redelivered
+        assert store.leave_group(group.group_id, "nobody", at(3)) is False
+        assert store.leave_group("no-such-group", a.user_id, at(3)) is False
+        left = store.get_group(group.group_id)
+        assert left is not None and left.former == (b.user_id,)
+        assert sorted(left.member_ids) == sorted([a.user_id, c.user_id])
+        assert store.groups_for_user(b.user_id) == []
+        assert store.groups_for_user(a.user_id) == [left]
+        with pytest.raises(NotFound):
+            store.add_group_message(group.group_id, b.user_id, "after", "", at(4))
+        with pytest.raises(NotFound):
+            store.mark_group_read(group.group_id, b.user_id)
+        messages, _ = store.group_conversation(group.group_id, 10)
+        assert [m.body for m in messages] == ["before"]  # what they wrote stays
+
+    def test_group_conversation_paging(self, store: Store) -> None:
+        a, b = new_user(store), new_user(store)
+        group, _ = store.create_group(a.user_id, "g", [b.user_id], "", at(0))
+        for i in range(7):
+            store.add_group_message(group.group_id, (a, b)[i % 2].user_id, f"m{i + 1}", "", at(i))
+
+        def page(limit: int, before: int | None = None) -> Any:
+            messages, more = store.group_conversation(group.group_id, limit, before)
+            return [m.order for m in messages], more
+
+        assert page(3) == ([5, 6, 7], True)
+        assert page(3, before=5) == ([2, 3, 4], True)
+        assert page(3, before=4) == ([1, 2, 3], False)
+        assert page(3, before=1) == ([], False)
+        assert page(7) == ([1, 2, 3, 4, 5, 6, 7], False)
+        assert store.group_conversation("no-such-group", 5) == ([], False)
+
+    def test_group_messages_since(self, store: Store) -> None:
+        a, b, c = new_user(store), new_user(store), new_user(store)
+        mine, _ = store.create_group(a.user_id, "mine", [b.user_id], "", at(0))
+        theirs, _ = store.create_group(b.user_id, "theirs", [c.user_id], "", at(0))
+        left, _ = store.create_group(c.user_id, "left", [a.user_id], "", at(0))
+        store.add_group_message(mine.group_id, a.user_id, "g1", "", at(10))
+        store.add_group_message(theirs.group_id, b.user_id, "not a's", "", at(15))
+        store.add_group_message(left.group_id, c.user_id, "gone", "", at(17))
+        store.add_group_message(mine.group_id, b.user_id, "g2", "", at(20))
+        store.add_group_message(mine.group_id, b.user_id, "g3", "", at(30))
+        store.leave_group(left.group_id, a.user_id, at(40))
+
+        def since(when: datetime | None, limit: int = 100) -> list[Any]:
+            return [m.body for m in store.group_messages_since(a.user_id, when, limit)]
+
+        assert since(None) == ["g1", "g2", "g3"]
+        assert since(at(10)) == ["g2", "g3"]  # strictly after
+        assert since(None, 2) == ["g2", "g3"]  # the newest, oldest first
+        assert since(at(30)) == []
+        assert store.count_group_messages_since(a.user_id, None) == 3
+        assert store.count_group_messages_since(a.user_id, at(19)) == 2
+        assert store.count_group_messages_since(c.user_id, None) == 2
+        assert store.group_messages_since("nobody", None, 10) == []
+
+    def test_group_read_marks_are_per_member(self, store: Store) -> None:
+        a, b, c, d = (new_user(store) for _ in range(4))
+        group, _ = store.create_group(a.user_id, "g", [b.user_id, c.user_id], "", at(0))
+        gid = group.group_id
+        assert store.mark_group_read(gid, b.user_id) == 0  # nothing stored yet
+        for i, sender in enumerate([a, a, c]):
+            store.add_group_message(gid, sender.user_id, f"m{i}", "", at(i))
+        assert store.group_unread(gid, b.user_id) == 3
+        assert store.group_unread(gid, a.user_id) == 1  # own messages never count
+        assert store.mark_group_read(gid, b.user_id) == 3
+        assert store.group_unread(gid, b.user_id) == 0
+        assert store.group_unread(gid, c.user_id) == 2
+        marks = store.get_group(gid)
+        assert marks is not None
+        assert {m.user_id: m.read_up_to for m in marks.members} == {
+            a.user_id: 0,
+            b.user_id: 3,
+            c.user_id: 0,
+        }
+        assert marks.read_up_to(b.user_id) == 3 and marks.read_up_to(d.user_id) == 0
+        assert store.mark_group_read(gid, b.user_id) == 3  # again: same answer
+        store.add_group_message(gid, a.user_id, "m3", "", at(5))
+        assert store.group_unread(gid, b.user_id) == 1
+        assert store.mark_group_read(gid, a.user_id) == 4
+        assert store.get_group(gid).read_up_to(b.user_id) == 3  # type: ignore[union-attr]
+        with pytest.raises(NotFound):
+            store.mark_group_read(gid, d.user_id)
+        assert store.group_unread(gid, d.user_id) == 0
+
+    def test_concurrent_group_adds_from_several_handles(self, make_store: MakeStore) -> None:
+        first = make_store()
+        a, b = new_user(first), new_user(first)
+        group, _ = first.create_group(a.user_id, "g", [b.user_id], "", T0)
+        handles = [first] + [make_store() for _ in range(3)]
+        errors: list[BaseException] = []
+
+        def write(store: Store, index: int) -> None:
+            try:
+                for i in range(25):
+                    sender = (a, b)[i % 2]
+                    store.add_group_message(
+                        group.group_id, sender.user_id, f"{index}-{i}", "", at(i)
+                    )
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=write, args=(h, n)) for n, h in enumerate(handles)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        messages, more = first.group_conversation(group.group_id, 1000)
+        assert [m.order for m in messages] == list(range(1, 101)) and not more
+        assert len({m.body for m in messages}) == 100

@@ -221,3 +221,22 @@ def test_processes_opening_a_new_file_at_once(db_path: Path) -> None:
         store.close()
     with raw(db_path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_a_version_1_file_gains_groups_and_keeps_its_data(db_path: Path) -> None:
+    """A store written before groups (schema 1) is migrated in place by the appended step."""
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    with raw(db_path) as conn:
+        for statement in MIGRATIONS[0]:
+            conn.execute(statement)
+        conn.execute("PRAGMA user_version = 1")
+    store = SqliteStore(db_path)
+    try:
+        a, b = new_user(store), new_user(store)
+        send(store, a, b, "old")
+        group, _ = store.create_group(a.user_id, "new", [b.user_id], "", T0)
+        assert store.add_group_message(group.group_id, b.user_id, "hi", "", T0)[0].order == 1
+        with raw(db_path) as conn:
+            assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION >= 2
+    finally:
+        store.close()
