@@ -49,10 +49,7 @@ QUEUE_CHARS = 22
 UNAVAILABLE = "unavailable"
 GAUGE_NAMES = ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible")
 ARROWS = {Direction.OUT: "→", Direction.IN: "←"}
-INTRO = (
-    "Every SQS call this page makes, as it happens. → we asked SQS; ← SQS answered. "
-    "Hover a row for its masked body and attributes."
-)
+INTRO = "Every SQS call of this page: → to SQS, ← from SQS. Hover a row for its masked body."
 
 
 @dataclass(frozen=True)
@@ -144,7 +141,7 @@ def duration(seconds: float) -> str:
     return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s"
 
 
-def chart_svg(per_minute: Sequence[int], width: int = 300, height: int = 70) -> str:
+def chart_svg(per_minute: Sequence[int], width: int = 360, height: int = 54) -> str:
     """Bars of requests per minute, oldest left; only numbers go into the markup."""
     top = max(per_minute, default=0) or 1
     slot = width / max(1, len(per_minute))
@@ -162,7 +159,7 @@ def chart_svg(per_minute: Sequence[int], width: int = 300, height: int = 70) -> 
         + "".join(bars)
         + f'<text x="0" y="{height - 1}">-{len(per_minute) - 1} min</text>'
         + f'<text x="{width}" y="{height - 1}" text-anchor="end">now</text>'
-        + f'<text x="{width}" y="9" text-anchor="end">max {top}/min</text></svg>'
+        + f'<text x="0" y="9">max {top}/min</text></svg>'
     )
 
 
@@ -249,6 +246,8 @@ class HoodPanel:
                 return
             self.is_open = on
             show(self.widget, on)
+            # the CSS gives the thread less height while the panel takes its share
+            (self.widget.add_class if on else self.widget.remove_class)("msgr-hood-open")
             if not on:
                 self._stop.set()
                 self._wake.set()

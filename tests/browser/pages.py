@@ -181,6 +181,15 @@ class App:
         box = toggle.locator("input[type=checkbox]")
         (box.first if box.count() else toggle).click()
 
+    def toggle_hood(self) -> None:
+        """Switch the "Under the hood" panel (a ToggleButton in the header)."""
+        self.click("msgr-hood-toggle")
+
+    def hood_entries(self, label: str) -> Locator:
+        """Rows of the hood's SQS log whose method/action cell is exactly `label`."""
+        what = self.page.locator(".msgr-hood-what", has_text=re.compile(f"^{re.escape(label)}$"))
+        return self.all("msgr-hood-entry").filter(has=what)
+
     def logout(self) -> None:
         self.click("msgr-logout")
         expect(self.css("msgr-login")).to_be_visible(timeout=ROUND_TRIP_MS)
