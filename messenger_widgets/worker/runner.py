@@ -26,6 +26,7 @@ from ..errors import (
 )
 from ..protocol import (
     MAX_RECEIVE_MESSAGES,
+    MAX_SQS_MESSAGE_BYTES,
     REPLY_METHODS,
     WAIT_TIME_SECONDS,
     Envelope,
@@ -59,6 +60,7 @@ class Result:
     envelope: Envelope
     outcome: Outcome
     detail: str = ""
+    retry_after: int | None = None  # RETRY: seconds until SQS redelivers it; None backs off
 
 
 class Worker:
@@ -122,10 +124,8 @@ class Worker:
             envelope = results[message_id].envelope
             results[message_id] = Result(envelope, Outcome.RETRY, "sending the answer failed")
         for result in results.values():
-            if result.outcome is Outcome.DEAD and not self._dead_letter(result):
-                results[result.envelope.message_id] = Result(
-                    result.envelope, Outcome.RETRY, "the DLQ could not be reached"
-                )
+            if result.outcome is Outcome.DEAD:
+                results[result.envelope.message_id] = self._dead_letter(result)
         for message_id, result in results.items():  # final outcomes, after sending
             method, duration_ms = timings[message_id]
             self.counters.record(method, result.outcome.value, duration_ms)
@@ -230,18 +230,31 @@ class Worker:
         self.ctx.store.end_session(session_id, now, logout=False)
         self.ctx.store.mark_reaped(session_id, now)
 
-    def _dead_letter(self, result: Result) -> bool:
-        if self.dlq_url is None:
-            return False  # without a DLQ, SQS's own redrive must do it
+    def _dead_letter(self, result: Result) -> Result:
+        """Copy a DEAD request to the DLQ; a copy that cannot be made leaves it for redelivery."""
         envelope = result.envelope
-        attributes = dict(list(envelope.attributes.items())[: MAX_ATTRIBUTES - 1])
-        attributes[DEAD_LETTER_REASON] = result.detail[:256] or "dead letter"
+        unreachable = Result(envelope, Outcome.RETRY, "the DLQ could not be reached")
+        if self.dlq_url is None:
+            return unreachable  # without a DLQ, SQS's own redrive must do it
+        kept = list(envelope.attributes.items())[:MAX_ATTRIBUTES]
+        reason = result.detail[:256] or "dead letter"
+        copy = Outgoing(
+            envelope.body, {**dict(kept[: MAX_ATTRIBUTES - 1]), DEAD_LETTER_REASON: reason}
+        )
+        if copy.size > MAX_SQS_MESSAGE_BYTES:  # the reason pushed a full request over: as it came
+            copy = Outgoing(envelope.body, dict(kept))
+        if copy.size > MAX_SQS_MESSAGE_BYTES:
+            # Bigger than anything we send (the requests queue's limit was raised, SQS allows
+            # 1 MiB): SQS's own redrive moves it intact after 5 receives, so let it come back
+            # at once rather than back off for half a minute per copy that cannot be made.
+            log.warning("a request too large to copy is left to the DLQ redrive")
+            return Result(envelope, Outcome.RETRY, "too large to copy to the DLQ", retry_after=0)
         try:
-            self.ctx.transport.send(self.dlq_url, Outgoing(envelope.body, attributes))
+            self.ctx.transport.send(self.dlq_url, copy)
         except Exception:
             log.exception("moving a request to the DLQ failed")
-            return False
-        return True
+            return unreachable
+        return result
 
     # --- the long-lived loop ----------------------------------------------------------------
     def poll_once(self) -> list[Result]:
@@ -254,15 +267,17 @@ class Worker:
             self.ctx.transport.delete_batch(self.request_queue_url, done)
         for r in results:
             if r.outcome is Outcome.RETRY:
-                self._back_off(r.envelope)
+                self._back_off(r.envelope, r.retry_after)
         return results
 
-    def _back_off(self, envelope: Envelope) -> None:
+    def _back_off(self, envelope: Envelope, seconds: int | None = None) -> None:
         """Redeliver a failed request sooner than the visibility timeout, later each time."""
         index = min(envelope.receive_count, len(RETRY_BACKOFF_SECONDS)) - 1
         try:
             self.ctx.transport.change_visibility(
-                self.request_queue_url, envelope.receipt_handle, RETRY_BACKOFF_SECONDS[index]
+                self.request_queue_url,
+                envelope.receipt_handle,
+                RETRY_BACKOFF_SECONDS[index] if seconds is None else seconds,
             )
         except Exception:
             log.warning("could not shorten the visibility of a failed request")
