@@ -118,7 +118,17 @@ def parse_iso(text: str) -> datetime:
 
 
 def dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    """Compact JSON that SQS accepts: characters it refuses are written as `\\uXXXX` escapes.
+
+    SQS takes only #x9 #xA #xD #x20-#xD7FF #xE000-#xFFFD #x10000-#x10FFFF. json escapes the
+    C0 controls itself, but with ensure_ascii=False U+FFFE/U+FFFF (which a client may send
+    escaped) and lone surrogates would go out raw, and SQS would refuse the whole message.
+    """
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _SQS_REFUSED.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+_SQS_REFUSED = re.compile("[\ud800-\udfff\ufffe\uffff]")
 
 
 def loads(text: str) -> Any:
