@@ -9,6 +9,7 @@ from ..auth import Passwords, Tokens
 from ..config import WORKER_REQUIRED, Settings
 from ..store import Store, open_store
 from ..transport import SqsTransport, Transport, dead_letter_queue_url
+from . import groups  # noqa: F401  (registers the group handlers: the table is complete)
 from .context import AttachmentLookup, Context, WorkerConfig
 from .runner import Worker
 

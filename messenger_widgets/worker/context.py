@@ -21,7 +21,7 @@ from ..protocol import (
     WireMessage,
     now_iso,
 )
-from ..store.base import SessionRecord, Store, StoredMessage, User
+from ..store.base import Group, GroupMessage, SessionRecord, Store, StoredMessage, User
 from ..transport import Transport
 
 
@@ -91,6 +91,46 @@ def wire(message: StoredMessage, viewer_id: str, names: dict[str, str]) -> WireM
         is_read=message.is_read,
         order=message.order,
     )
+
+
+def group_wire(
+    message: GroupMessage, viewer_id: str, group: Group, names: dict[str, str]
+) -> WireMessage:
+    """A group message as `viewer_id` sees it: the sender in userID/name, `to` = the group
+    for their own; read when they read it, or (their own) when every other member did."""
+    own = message.sender_id == viewer_id
+    others = [m.read_up_to for m in group.members if m.user_id != message.sender_id]
+    read = (
+        all(r >= message.order for r in others)
+        if own
+        else (group.read_up_to(viewer_id) >= message.order)
+    )
+    return WireMessage(
+        message_id=message.message_id,
+        body=message.body,
+        user_id=message.sender_id,
+        name=names.get(message.sender_id, ""),
+        to=message.group_id if own else None,
+        date_time=now_iso(message.created_at),
+        is_read=read,
+        order=message.order,
+        group_id=message.group_id,
+    )
+
+
+def group_json(group: Group, names: dict[str, str], **extra: Any) -> dict[str, Any]:
+    """The body of `groupCreated`/`groupUpdated`: the group, its members and their marks."""
+    return {
+        "groupID": group.group_id,
+        "name": group.name,
+        "members": [
+            {"userID": m.user_id, "name": names.get(m.user_id, ""), "readUpTo": m.read_up_to}
+            for m in group.members
+        ],
+        "createdBy": group.created_by,
+        "createdAt": now_iso(group.created_at),
+        **extra,
+    }
 
 
 def names_for(store: Store, user_ids: Iterable[str]) -> dict[str, str]:

@@ -23,8 +23,8 @@ from ..protocol import (
     Push,
     Request,
 )
-from ..store.base import Activity
-from .context import Caller, Context, Outbox, fit_page, names_for, wire
+from ..store.base import Activity, User
+from .context import Caller, Context, Outbox, fit_page, group_json, group_wire, names_for, wire
 
 Handler = Callable[[Context, Request, Caller | None, Outbox], None]
 HANDLERS: dict[tuple[str, str], Handler] = {}
@@ -116,18 +116,46 @@ def login(ctx: Context, req: Request, _: Caller | None, out: Outbox) -> None:
             "name": user.name,
         },
     )
-    # Login history: everything since the last logout when that is more than 100 messages,
-    # otherwise the newest 100.
-    since = user.last_logout_at
-    count = ctx.store.count_messages_since(user.user_id, since) if since else 0
-    history = (
-        ctx.store.messages_since(user.user_id, since, count)
-        if count > LOGIN_HISTORY_LIMIT
-        else ctx.store.messages_since(user.user_id, None, LOGIN_HISTORY_LIMIT)
+    _login_history(ctx, user, queue_url, out)
+
+
+def _login_history(ctx: Context, user: User, queue_url: str, out: Outbox) -> None:
+    """The user's groups (a `groupCreated` each), then their messages, 1:1 and group alike:
+    everything since the last logout when that is more than 100, otherwise the newest 100."""
+    me, since = user.user_id, user.last_logout_at
+    groups = {g.group_id: g for g in ctx.store.groups_for_user(me)}
+    counts = (
+        (ctx.store.count_messages_since(me, since), ctx.store.count_group_messages_since(me, since))
+        if since
+        else (0, 0)
     )
-    names = names_for(ctx.store, (m.other_party(user.user_id) for m in history))
-    for message in history:
-        out.push(queue_url, Push(Action.MESSAGE, wire(message, user.user_id, names).to_json()))
+    everything = sum(counts) > LOGIN_HISTORY_LIMIT
+    start, limits = (since, counts) if everything else (None, (LOGIN_HISTORY_LIMIT,) * 2)
+    direct = ctx.store.messages_since(me, start, limits[0])
+    grouped = [
+        m for m in ctx.store.group_messages_since(me, start, limits[1]) if m.group_id in groups
+    ]
+    names = names_for(
+        ctx.store,
+        [
+            *(m.other_party(me) for m in direct),
+            *(uid for g in groups.values() for uid in g.member_ids),
+            *(m.sender_id for m in grouped),
+        ],
+    )
+    for group in groups.values():
+        unread = ctx.store.group_unread(group.group_id, me)
+        body = group_json(group, names, unreadMessages=unread)
+        out.push(queue_url, Push(Action.GROUP_CREATED, body))
+    history = sorted(
+        [(m.created_at, wire(m, me, names)) for m in direct]
+        + [(m.created_at, group_wire(m, me, groups[m.group_id], names)) for m in grouped],
+        key=lambda item: item[0],
+    )
+    if not everything:
+        history = history[-LOGIN_HISTORY_LIMIT:]
+    for _, message in history:
+        out.push(queue_url, Push(Action.MESSAGE, message.to_json()))
     out.push(queue_url, Push(Action.HISTORY_END, {"count": len(history)}))
 
 
