@@ -23,6 +23,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 from .. import errors
 from ..errors import DecodeError, MessengerError, QueueGone, TransportError
 from ..protocol import (
+    GROUP_MAX_MEMBERS,
+    GROUP_MIN_MEMBERS,
+    GROUP_NAME_MAX_CHARS,
+    GROUP_NAME_MIN_CHARS,
     HISTORY_DEFAULT_LIMIT,
     ID_MAX_CHARS,
     MAX_RECEIVE_MESSAGES,
@@ -35,8 +39,9 @@ from ..protocol import (
     now_iso,
 )
 from ..transport import Transport
+from . import groups
 from . import state as st
-from .state import Change, ChangeKind, State
+from .state import GROUP_PREFIX, Change, ChangeKind, State
 
 log = logging.getLogger(__name__)
 
@@ -245,10 +250,11 @@ class Session:
         self._local(st.clear_search)
 
     def open_conversation(self, user_id: str) -> None:
-        """Show a conversation: fetch its newest messages and tell the sender we read them."""
+        """Show a conversation (a userID or a `group:` key): fetch its newest messages and
+        tell the sender (every other member) we read them."""
         token = self._require_session(user_id)
         self._local(lambda s: st.open_conversation(s, user_id))
-        body = {"userID": user_id}
+        body = groups.target(user_id)
         self._send_batch(
             [
                 Request("message", "selectSearchUser", body, token),
@@ -262,7 +268,7 @@ class Session:
     def mark_read(self, user_id: str) -> None:
         token = self._require_session(user_id)
         self._local(lambda s: st.mark_read(s, user_id))
-        self._send(Request("message", "markMessagesAsRead", {"userID": user_id}, token))
+        self._send(Request("message", "markMessagesAsRead", groups.target(user_id), token))
 
     def load_older(self, user_id: str) -> bool:
         """Ask for the 50 messages before the oldest held; False when there is nothing older."""
@@ -270,7 +276,7 @@ class Session:
         conv = st.conversation(self._state, user_id)
         if not conv.can_load_older:
             return False
-        body: dict[str, Any] = {"userID": user_id, "limit": HISTORY_DEFAULT_LIMIT}
+        body: dict[str, Any] = {**groups.target(user_id), "limit": HISTORY_DEFAULT_LIMIT}
         if conv.oldest_order is not None:
             body["beforeOrder"] = conv.oldest_order
         self._send(Request("message", "history", body, token))
@@ -331,12 +337,49 @@ class Session:
     def _post(self, token: str, user_id: str, body: str | dict[str, Any], cid: str) -> None:
         # `name` is ignored by the worker; it is sent for clients of the original shape
         name = st.conversation(self._state, user_id).name
-        wire = {"body": body, "userID": user_id, "name": name, "clientMessageId": cid}
+        to = (
+            groups.target(user_id)
+            if groups.is_group(user_id)
+            else {"userID": user_id, "name": name}
+        )
+        wire = {"body": body, **to, "clientMessageId": cid}
         try:
             self._send(Request("message", "add", wire, token))
         except MessengerError:
             self._local(lambda s: st.mark_pending(s, cid, "failed"))
             raise
+
+    # --- groups (v1.1) ---------------------------------------------------------------------
+    def create_group(self, name: str, member_ids: Sequence[str]) -> str:
+        """Ask for a group of you and `member_ids`; returns its clientGroupId. The group
+        arrives as a `groupCreated` push and then opens in this session."""
+        name = name.strip() if isinstance(name, str) else ""
+        if not GROUP_NAME_MIN_CHARS <= len(name) <= GROUP_NAME_MAX_CHARS:
+            raise errors.BadRequest(
+                f"a group name has {GROUP_NAME_MIN_CHARS}-{GROUP_NAME_MAX_CHARS} characters"
+            )
+        token = self._require_session()
+        me = self._state.me.user_id if self._state.me else ""
+        members = [m for m in dict.fromkeys(member_ids) if m != me]
+        if not GROUP_MIN_MEMBERS <= len(members) + 1 <= GROUP_MAX_MEMBERS:
+            raise errors.BadRequest(
+                f"pick 1 to {GROUP_MAX_MEMBERS - 1} people (a group has at most"
+                f" {GROUP_MAX_MEMBERS} members, you included)"
+            )
+        for member in members:
+            self._require_session(member)
+        cid = self._new_id()
+        self._local(lambda s: groups.begin_create(s, cid))
+        body = {"name": name, "memberIDs": members, "clientGroupId": cid}
+        self._send(Request("group", "create", body, token))
+        return cid
+
+    def leave_group(self, group_id: str) -> None:
+        """Leave a group (its id or its `group:` key); it leaves the list at once."""
+        key = st.group_key(groups.group_id_of(group_id))
+        token = self._require_session(key)
+        self._send(Request("group", "leave", groups.target(key), token))
+        self._local(lambda s: groups.leave(s, key))
 
     # --- logout ---------------------------------------------------------------------------
     def logout(self) -> None:
@@ -461,7 +504,8 @@ class Session:
         if state.expired:
             raise errors.Unauthorized(ENDED)
         if user_id is not None and (
-            not isinstance(user_id, str) or not 0 < len(user_id) <= ID_MAX_CHARS
+            not isinstance(user_id, str)
+            or not 0 < len(user_id.removeprefix(GROUP_PREFIX)) <= ID_MAX_CHARS
         ):
             raise errors.BadRequest("userID must be a non-empty string")
         return token

@@ -20,6 +20,7 @@ from ..protocol import Action, Push, WireMessage, now_iso, parse_iso
 Connection = Literal["offline", "connecting", "online", "reconnecting"]
 Status = Literal["sending", "sent", "read", "failed"]  # own messages only
 PREVIEW_CHARS = 80
+GROUP_PREFIX = "group:"  # conversation keys of groups; user ids never start with it
 T = TypeVar("T")
 
 
@@ -52,7 +53,10 @@ class Change:
 
 @dataclass(frozen=True)
 class ChatMessage:
-    """One message of a conversation; `user_id`/`name` are the other party."""
+    """One message of a conversation; `user_id`/`name` are the other party.
+
+    In a group, `user_id` is the conversation key (`group:<id>`) and `name` the sender's.
+    """
 
     user_id: str
     name: str
@@ -64,6 +68,8 @@ class ChatMessage:
     order: int | None = None
     is_read: bool = False
     status: Status | None = None
+    sender_id: str | None = None  # group messages: who wrote it (`user_id` is the group key)
+    read_by: tuple[int, int] | None = None  # own group messages: read by k of n others
 
     @property
     def key(self) -> str:
@@ -76,13 +82,26 @@ class ChatMessage:
 
 
 @dataclass(frozen=True)
+class GroupInfo:
+    """What a group conversation knows besides its messages (v1.1)."""
+
+    group_id: str
+    members: tuple[UserSummary, ...] = ()  # current members, the session's user included
+    reads: Mapping[str, int] = field(default_factory=_empty)  # member -> read up to order
+    created_by: str = ""
+    left: bool = False  # the session's user left: the group leaves the list
+    unread_hint: int = 0  # the worker's unread count at login, until the group is read
+
+
+@dataclass(frozen=True)
 class Conversation:
-    user_id: str
+    user_id: str  # the other party's userID, or `group:<groupID>`
     name: str = ""
     messages: tuple[ChatMessage, ...] = ()  # stored by `order`, then pending in send order
     has_more: bool | None = None  # from the last `history` push; None when never asked
-    read_up_to: int = 0  # the other party has read my messages up to this order
+    read_up_to: int = 0  # the other party (in a group: every other member) has read to here
     last_activity: str = ""  # normalized ISO time of the newest message
+    group: GroupInfo | None = None
 
     @property
     def oldest_order(self) -> int | None:
@@ -108,6 +127,7 @@ class ConversationSummary:
     last_activity: str
     unread: int
     last_message: ChatMessage | None
+    is_group: bool = False
 
 
 @dataclass(frozen=True)
@@ -133,6 +153,16 @@ class State:
     history_complete: bool = False
     last_error: ErrorInfo | None = None
     expired: bool = False
+    pending_groups: tuple[str, ...] = ()  # clientGroupIds this session asked to create
+
+
+def group_key(group_id: str) -> str:
+    return f"{GROUP_PREFIX}{group_id}"
+
+
+def wire_key(wire: WireMessage) -> str:
+    """The conversation a message belongs to: its group, or the other party."""
+    return group_key(wire.group_id) if wire.group_id else wire.user_id
 
 
 # --- read helpers -------------------------------------------------------------------------
@@ -146,21 +176,32 @@ def conversation_list(state: State) -> list[ConversationSummary]:
     """Conversations with messages (plus the open one), newest activity first."""
     out: list[ConversationSummary] = []
     for conv in state.conversations.values():
-        if not conv.messages and conv.user_id != state.open_conversation:
+        if conv.group is not None and conv.group.left:
+            continue
+        if not conv.messages and conv.user_id != state.open_conversation and not conv.group:
             continue
         last = conv.messages[-1] if conv.messages else None
         name = conv.name or state.directory.get(conv.user_id, "")
-        unread = state.unread.get(conv.user_id, 0)
+        unread = unread_count(state, conv.user_id)
         out.append(
-            ConversationSummary(conv.user_id, name, preview(last), conv.last_activity, unread, last)
-        )
+            ConversationSummary(
+                conv.user_id, name, preview(last), conv.last_activity, unread, last,
+                conv.group is not None,
+            )
+        )  # fmt: skip
     out.sort(key=lambda s: s.name.casefold())
     out.sort(key=lambda s: s.last_activity, reverse=True)
     return out
 
 
+def unread_count(state: State, key: str) -> int:
+    conv = state.conversations.get(key)
+    hint = conv.group.unread_hint if conv is not None and conv.group is not None else 0
+    return max(state.unread.get(key, 0), hint)
+
+
 def total_unread(state: State) -> int:
-    return sum(state.unread.values())
+    return sum(unread_count(state, key) for key in {*state.unread, *state.conversations})
 
 
 def preview(message: ChatMessage | None) -> str:
@@ -171,7 +212,9 @@ def preview(message: ChatMessage | None) -> str:
     text = " ".join(body.split()) if isinstance(body, str) else f"[file] {body.get('name', '')}"
     if len(text) > PREVIEW_CHARS:
         text = text[: PREVIEW_CHARS - 1] + "\N{HORIZONTAL ELLIPSIS}"
-    return f"You: {text}" if message.outgoing else text
+    if message.outgoing:
+        return f"You: {text}"
+    return f"{message.name}: {text}" if message.sender_id and message.name else text
 
 
 # --- local transitions (the session calls these on user actions) ----------------------------
@@ -245,6 +288,10 @@ def mark_read(state: State, user_id: str) -> Result:
         unread = {k: v for k, v in state.unread.items() if k != user_id}
         state = replace(state, unread=MappingProxyType(unread))
         changes.append(Change(ChangeKind.UNREAD, user_id))
+    conv = state.conversations.get(user_id)
+    if conv is not None and conv.group is not None and conv.group.unread_hint:
+        state = _with_conv(state, replace(conv, group=replace(conv.group, unread_hint=0)))
+        changes.append(Change(ChangeKind.UNREAD, user_id))
     return state, changes
 
 
@@ -306,10 +353,11 @@ def _on_message(state: State, body: Any) -> Result:
     state, added, changes = _merge(state, [wire])
     if not added:
         return state, changes
-    if not wire.to and not wire.is_read and wire.user_id != state.open_conversation:
-        unread = _put(state.unread, wire.user_id, state.unread.get(wire.user_id, 0) + 1)
+    key = wire_key(wire)
+    if not wire.to and not wire.is_read and key != state.open_conversation:
+        unread = _put(state.unread, key, state.unread.get(key, 0) + 1)
         state = replace(state, unread=unread)
-        changes.append(Change(ChangeKind.UNREAD, wire.user_id))
+        changes.append(Change(ChangeKind.UNREAD, key))
     state = replace(state, history_applied=state.history_applied + 1)
     return _check_history(state, changes)
 
@@ -342,7 +390,7 @@ def _on_select(state: State, body: Any) -> Result:
 
 def _on_history(state: State, body: Any) -> Result:
     data = _obj(body)
-    user_id = _id(data["userID"])
+    user_id = group_key(_id(data["groupID"])) if "groupID" in data else _id(data["userID"])
     wires = [WireMessage.from_json(_obj(m)) for m in _list(data["messages"])]
     has_more = data.get("hasMore")
     if not isinstance(has_more, bool):
@@ -427,7 +475,7 @@ def _merge(
     changes: list[Change] = []
     by_user: dict[str, list[WireMessage]] = {}
     for wire in wires:
-        by_user.setdefault(wire.user_id, []).append(wire)
+        by_user.setdefault(wire_key(wire), []).append(wire)
     for user_id, group in by_user.items():
         conv = conversation(state, user_id)
         held = {m.message_id: m for m in conv.messages if m.message_id}
@@ -435,7 +483,7 @@ def _merge(
         for wire in group:
             old = held.get(wire.message_id)
             if old is None:
-                held[wire.message_id] = _from_wire(wire, conv.read_up_to)
+                held[wire.message_id] = _from_wire(wire, conv.read_up_to, user_id)
                 added.append(wire)
             elif wire.is_read and not old.is_read:  # a redelivery may only move forward
                 status: Status | None = "read" if old.outgoing else None
@@ -443,7 +491,12 @@ def _merge(
             else:
                 continue
             new = True
-        named = next((w.name for w in reversed(group) if w.name), "")
+        # a group message names its sender, never the conversation
+        named = (
+            ""
+            if conv.group or group[0].group_id
+            else next((w.name for w in reversed(group) if w.name), "")
+        )
         if not new and (not named or named == conv.name):
             continue
         stored = sorted(held.values(), key=lambda m: m.order or 0)
@@ -459,13 +512,13 @@ def _merge(
     return state, added, changes
 
 
-def _from_wire(wire: WireMessage, read_up_to: int) -> ChatMessage:
+def _from_wire(wire: WireMessage, read_up_to: int, key: str) -> ChatMessage:
     outgoing = wire.to is not None
     read = wire.is_read or (outgoing and wire.order <= read_up_to)
     status: Status | None = ("read" if read else "sent") if outgoing else None
     return ChatMessage(
-        wire.user_id, wire.name, _freeze(wire.body), outgoing, wire.date_time, wire.message_id,
-        None, wire.order, read, status,
+        key, wire.name, _freeze(wire.body), outgoing, wire.date_time, wire.message_id,
+        None, wire.order, read, status, wire.user_id if wire.group_id else None,
     )  # fmt: skip
 
 
@@ -535,3 +588,8 @@ def _need(value: Any, kind: type[T], what: str) -> T:
     if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
         raise TypeError(what)
     return value
+
+
+# Group conversations (v1.1) live in their own module, built on the helpers above; importing
+# it adds its reducers to `_HANDLERS`, so `apply` stays the one entry point.
+from . import groups as _groups  # noqa: E402, F401

@@ -45,6 +45,19 @@ def message(
     }
 
 
+def group_object(
+    group_id: str, name: str, members: list[dict[str, Any]], created_by: str = ME["userID"]
+) -> dict[str, Any]:
+    """The body of a `groupCreated` push (v1.1); members are {userID, name, readUpTo?}."""
+    return {
+        "groupID": group_id,
+        "name": name,
+        "members": [{"readUpTo": 0, **m} for m in members],
+        "createdBy": created_by,
+        "createdAt": "2026-01-01T00:00:00.000Z",
+    }
+
+
 class FakeWorker:
     def __init__(self, transport: InMemoryTransport, request_url: str, response_url: str) -> None:
         self.transport, self.request_url, self.response_url = transport, request_url, response_url
@@ -53,7 +66,8 @@ class FakeWorker:
         self.silent: set[str] = set()
         self.history: list[dict[str, Any]] = []
         self.users: list[dict[str, Any]] = []
-        self.conversations: dict[str, list[dict[str, Any]]] = {}
+        self.conversations: dict[str, list[dict[str, Any]]] = {}  # by userID or groupID
+        self.groups: dict[str, dict[str, Any]] = {}
         self.session_url: str | None = None
         self._orders: dict[str, int] = {}
         self._stop = threading.Event()
@@ -126,18 +140,30 @@ class FakeWorker:
             found = [u for u in self.users if body["name"].casefold() in u["name"].casefold()]
             self.push("searchUser", {"listOfUsers": [{**u, "unreadMessages": -1} for u in found]})
         elif request.method == "add":
-            order = self._orders[body["userID"]] = self._orders.get(body["userID"], 0) + 1
-            sent = {"clientMessageId": body["clientMessageId"], "messageID": f"m-sent-{order}"}
-            self.push(
-                "sent", {**sent, "order": order, "dateTime": now_iso(), "userID": body["userID"]}
-            )
+            to = {k: body[k] for k in ("userID", "groupID") if k in body}  # a group: groupID
+            key = next(iter(to.values()))
+            order = self._orders[key] = self._orders.get(key, 0) + 1
+            sent = {
+                "clientMessageId": body["clientMessageId"],
+                "messageID": f"m-sent-{key}-{order}",
+            }
+            self.push("sent", {**sent, "order": order, "dateTime": now_iso(), **to})
         elif request.method == "selectSearchUser":
-            self.push("selectSearchUser", self.conversations.get(body["userID"], [])[-20:])
+            key = body.get("userID") or body["groupID"]
+            self.push("selectSearchUser", self.conversations.get(key, [])[-20:])
         elif request.method == "history":
-            held = self.conversations.get(body["userID"], [])
+            named = {k: body[k] for k in ("userID", "groupID") if k in body}
+            held = self.conversations.get(next(iter(named.values())), [])
             older = [m for m in held if m["order"] < body.get("beforeOrder", 2**53)]
             page = older[-body.get("limit", 50) :]
-            self.push(
-                "history",
-                {"userID": body["userID"], "messages": page, "hasMore": len(older) > len(page)},
-            )
+            self.push("history", {**named, "messages": page, "hasMore": len(older) > len(page)})
+        elif request.method == "create":  # group/create (v1.1)
+            names = {u["userID"]: u["name"] for u in self.users}
+            members = [ME, *({"userID": m, "name": names.get(m, m)} for m in body["memberIDs"])]
+            group = group_object(f"g-{len(self.groups) + 1}", body["name"], members)
+            self.groups[group["groupID"]] = group
+            self.push("groupCreated", {**group, "clientGroupId": body.get("clientGroupId")})
+        elif request.method == "leave":  # group/leave (v1.1)
+            group = self.groups[body["groupID"]]
+            members = [m for m in group["members"] if m["userID"] != ME["userID"]]
+            self.push("groupUpdated", {**group, "members": members, "leftUserID": ME["userID"]})
