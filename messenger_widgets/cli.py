@@ -43,6 +43,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
     settings = Settings.load(require=WORKER_REQUIRED)
     logs.configure()
     worker = build_worker(settings, wait_seconds=args.wait_seconds)
+    if os.environ.get("MESSENGER_COUNT_SQS_CALLS"):  # `messenger bench` counts SQS calls
+        from .bench.counting import maybe_count
+
+        maybe_count(worker.ctx.transport)
     worker.run(_stop_event())
     summary = {"event": "worker summary", **worker.counters.snapshot()}
     print(json.dumps(summary, separators=(",", ":")), file=sys.stderr, flush=True)
@@ -179,6 +183,9 @@ def parser() -> argparse.ArgumentParser:
     from .dlq import register_cli as dlq_cli
 
     dlq_cli(sub)
+    from .bench import register_cli as bench_cli
+
+    bench_cli(sub)
     return top
 
 

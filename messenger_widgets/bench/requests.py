@@ -1,0 +1,207 @@
+"""3. SQS requests per delivered chat message, and 4. the idle cost of a session and a worker.
+
+Every party is counted: the Sessions through botocore `before-call.sqs` hooks on their
+clients, the `messenger worker` process through `MESSENGER_COUNT_SQS_CALLS` (it writes its
+calls, with times, to a file). A window is cut by wall-clock time on a quiet system, so a long
+poll in flight at either edge is counted once, when it started, as SQS bills it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+from ..client.session import Session
+from ..client.state import Change, ChangeKind, State, conversation
+from .core import Goal, Row
+from .counting import CallCounter, calls_between, read_calls
+from .stack import BenchStack, call_rate_per_hour, wait_for_state
+
+FAMILY = "requests"
+QUIET_SECONDS = 1.0  # after the last delivery: deletes done, every poller back in its wait
+TRICKLE_INTERVAL = 1.0
+LOAD_USERS = 20
+LOAD_INTERVAL = 0.25  # each of the 20 users sends every 0.25 s: 80 messages/s offered
+TIMEOUT = 60.0
+ORIGINAL_WORKER_PER_HOUR = 1200.0  # the original worker polled the requests queue every 3 s
+ORIGINAL_CLIENT_PER_HOUR = 7200.0  # the original client polled every 0.5 s
+
+
+class _Inbox:
+    """Counts the texts each recipient has in its state, through an observer."""
+
+    def __init__(self, session: Session, sender_id: str) -> None:
+        self.sender_id = sender_id
+        self.texts: set[str] = set()
+        self.changed = threading.Event()
+        session.observe(self)
+
+    def __call__(self, state: State, changes: list[Change]) -> None:
+        if Change(ChangeKind.MESSAGES, self.sender_id) in changes:
+            for message in conversation(state, self.sender_id).messages[-20:]:
+                if not message.outgoing and isinstance(message.body, str):
+                    self.texts.add(message.body)
+            self.changed.set()
+
+
+def _acked(session: Session, other_id: str) -> bool:
+    return all(m.status != "sending" for m in conversation(session.state, other_id).messages)
+
+
+def _has(inbox: _Inbox, count: int) -> Callable[[State], bool]:
+    return lambda _state: len(inbox.texts) >= count
+
+
+def _all_acked(session: Session, other_id: str) -> Callable[[State], bool]:
+    return lambda _state: _acked(session, other_id)
+
+
+def _worker_calls(path: Path, start: float, end: float) -> Counter[str]:
+    time.sleep(0.5)  # the worker writes its counts every 0.2 s
+    return calls_between(read_calls(path), start, end)
+
+
+def _window_calls(counter: CallCounter, path: Path, start: float, end: float) -> Counter[str]:
+    ours = calls_between(counter.snapshot_times(), start, end)
+    return ours + _worker_calls(path, start, end)
+
+
+def trickle(stack: BenchStack, counter: CallCounter, calls: Path, count: int) -> Row:
+    a, _ = stack.user_session("Tia", counter)
+    b, _ = stack.user_session("Tom", counter)
+    assert a.state.me is not None and b.state.me is not None
+    a_id, b_id = a.state.me.user_id, b.state.me.user_id
+    inbox = _Inbox(b, a_id)
+    time.sleep(QUIET_SECONDS)
+    start = time.time()
+    for i in range(count):
+        tick = time.monotonic()
+        text = f"trickle-{i}-{uuid.uuid4().hex[:8]}"
+        a.send_text(b_id, text)
+        wait_for_state(b, lambda _s: text in inbox.texts, TIMEOUT, "a trickle message")  # noqa: B023
+        wait_for_state(a, _all_acked(a, b_id), TIMEOUT, "a trickle ack")
+        time.sleep(max(0.0, TRICKLE_INTERVAL - (time.monotonic() - tick)))
+    time.sleep(QUIET_SECONDS)
+    end = time.time()
+    counts = _window_calls(counter, calls, start, end)
+    return Row(
+        FAMILY,
+        "per message, trickle (2 users, 1 msg/s)",
+        "req",
+        sum(counts.values()) / count,
+        9.0,
+        "design minimum",
+        Goal.MAX,
+        9.5,
+        extra={"calls": dict(counts), "messages": count},
+    )
+
+
+def load(stack: BenchStack, counter: CallCounter, calls: Path, per_user: int) -> Row:
+    sessions: list[tuple[Session, str]] = []
+    for i in range(LOAD_USERS):
+        session, _ = stack.user_session(f"L{i}", counter)
+        assert session.state.me is not None
+        sessions.append((session, session.state.me.user_id))
+    pairs = [(sessions[i], sessions[i + 1]) for i in range(0, LOAD_USERS, 2)]
+    inboxes: dict[str, _Inbox] = {}
+    for (s1, id1), (s2, id2) in pairs:
+        inboxes[id1] = _Inbox(s1, id2)
+        inboxes[id2] = _Inbox(s2, id1)
+    partner = {id1: id2 for (_, id1), (_, id2) in pairs} | {
+        id2: id1 for (_, id1), (_, id2) in pairs
+    }
+    time.sleep(QUIET_SECONDS)
+    errors: list[BaseException] = []
+
+    def chat(session: Session, me: str, offset: float) -> None:
+        try:
+            time.sleep(offset)
+            for i in range(per_user):
+                tick = time.monotonic()
+                session.send_text(partner[me], f"load-{me[:6]}-{i}-{uuid.uuid4().hex[:6]}")
+                time.sleep(max(0.0, LOAD_INTERVAL - (time.monotonic() - tick)))
+        except BaseException as exc:
+            errors.append(exc)
+
+    start = time.time()
+    threads = [
+        threading.Thread(target=chat, args=(s, me, LOAD_INTERVAL * i / LOAD_USERS), daemon=True)
+        for i, (s, me) in enumerate(sessions)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(TIMEOUT)
+    if errors:
+        raise errors[0]
+    deadline = time.monotonic() + TIMEOUT
+    for session, me in sessions:
+        inbox = inboxes[me]
+        remaining = max(0.1, deadline - time.monotonic())
+        wait_for_state(session, _has(inbox, per_user), remaining, "load deliveries")
+        wait_for_state(session, _all_acked(session, partner[me]), remaining, "load acks")
+    time.sleep(QUIET_SECONDS)
+    end = time.time()
+    total = LOAD_USERS * per_user
+    counts = _window_calls(counter, calls, start, end)
+    return Row(
+        FAMILY,
+        f"per message, load ({LOAD_USERS} users, {LOAD_USERS / LOAD_INTERVAL:.0f} msg/s offered)",
+        "req",
+        sum(counts.values()) / total,
+        None,
+        "",
+        Goal.MAX,
+        4.5,
+        extra={"calls": dict(counts), "messages": total, "seconds": end - start},
+    )
+
+
+def run(stack: BenchStack, trickle_count: int, per_user: int) -> list[Row]:
+    calls = stack.root / "worker-calls.json"
+    stack.start_workers(1, count_calls=calls)
+    counter = CallCounter()
+    return [trickle(stack, counter, calls, trickle_count), load(stack, counter, calls, per_user)]
+
+
+def run_idle(stack: BenchStack, seconds: float) -> list[Row]:
+    calls = stack.root / "worker-calls.json"
+    stack.start_workers(1, count_calls=calls)
+    counter = CallCounter()
+    stack.user_session("Ida", counter)
+    time.sleep(QUIET_SECONDS)
+    start = time.time()
+    time.sleep(seconds)
+    end = time.time()
+    session_times = [t for t, _ in counter.snapshot_times() if start <= t < end]
+    time.sleep(0.5)
+    worker_times = [t for t, _ in read_calls(calls) if start <= t < end]
+    return [
+        Row(
+            "idle",
+            f"logged-in Session, requests/hour ({seconds:.0f} s window)",
+            "req/h",
+            call_rate_per_hour(session_times, seconds),
+            ORIGINAL_CLIENT_PER_HOUR,
+            "original: poll every 0.5 s",
+            Goal.MAX,
+            190.0,
+            extra={"calls": len(session_times)},
+        ),
+        Row(
+            "idle",
+            f"worker, requests/hour ({seconds:.0f} s window)",
+            "req/h",
+            call_rate_per_hour(worker_times, seconds),
+            ORIGINAL_WORKER_PER_HOUR,
+            "original: poll every 3 s",
+            Goal.MAX,
+            190.0,
+            extra={"calls": len(worker_times)},
+        ),
+    ]

@@ -1,0 +1,215 @@
+"""2. Worker throughput at steady state, with 1, 2 and 4 worker processes.
+
+A closed loop keeps the queues shallow: a feeder sends `message/add` requests in batches of 10
+(SendMessageBatch) whenever fewer than `WINDOW` messages are in flight; one drainer thread per
+session queue receives and deletes, and a `message` push arriving ends a message's flight.
+Throughput is deliveries per second over the measured span, after a warm-up.
+
+The reference is the plain reference worker (`relay.py`, the same number of processes) fed and
+drained the same way: the same senders and recipient queues, the same window, bodies of the
+same size; it routes each message to its recipient's queue and does nothing else.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..protocol import Request, dumps
+from .core import Goal, Row
+from .relay import TARGET_ATTRIBUTE, start_plain_workers, stop_plain_workers
+from .stack import BenchStack, RawUser
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
+
+FAMILY = "throughput"
+PAIRS = 5  # 10 users, each writing to its partner
+WINDOW = 30  # messages in flight at most: queues stay shallow
+WARMUP_SECONDS = 1.5
+WORKER_COUNTS = (1, 2, 4)
+DRAIN_WAIT = 1
+
+
+@dataclass
+class Flow:
+    """Shared counters of one run: what is in flight, what arrived when."""
+
+    cond: threading.Condition
+    in_flight: int = 0
+    delivered: int = 0
+    acks: int = 0
+    stop: bool = False
+
+
+def _drainer(
+    sqs: SQSClient, url: str, flow: Flow, is_delivery: Callable[[dict[str, object]], bool]
+) -> None:
+    while True:
+        with flow.cond:
+            if flow.stop:
+                return
+        got = sqs.receive_message(
+            QueueUrl=url,
+            MaxNumberOfMessages=10,
+            WaitTimeSeconds=DRAIN_WAIT,
+            MessageAttributeNames=["All"],
+        ).get("Messages", [])
+        if not got:
+            continue
+        deliveries = sum(1 for m in got if is_delivery(dict(m)))
+        with flow.cond:
+            flow.delivered += deliveries
+            flow.acks += len(got) - deliveries
+            flow.in_flight -= deliveries
+            flow.cond.notify_all()
+        sqs.delete_message_batch(
+            QueueUrl=url,
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)
+            ],
+        )
+
+
+def _feeder(
+    sqs: SQSClient,
+    url: str,
+    flow: Flow,
+    entries: Callable[[int], list[SendMessageBatchRequestEntryTypeDef]],
+) -> None:
+    for batch in itertools.count():
+        with flow.cond:
+            while not flow.stop and flow.in_flight + 10 > WINDOW:
+                flow.cond.wait(0.5)
+            if flow.stop:
+                return
+            flow.in_flight += 10
+        sqs.send_message_batch(QueueUrl=url, Entries=entries(batch))
+
+
+def _measure(
+    stack: BenchStack,
+    in_url: str,
+    out_urls: list[str],
+    entries: Callable[[int], list[SendMessageBatchRequestEntryTypeDef]],
+    is_delivery: Callable[[dict[str, object]], bool],
+    seconds: float,
+) -> tuple[float, int]:
+    """Deliveries per second over `seconds` after the warm-up; and the acks seen."""
+    flow = Flow(threading.Condition())
+    threads = [
+        threading.Thread(target=_drainer, args=(stack.sqs(), url, flow, is_delivery), daemon=True)
+        for url in out_urls
+    ]
+    threads.append(
+        threading.Thread(target=_feeder, args=(stack.sqs(), in_url, flow, entries), daemon=True)
+    )
+    for thread in threads:
+        thread.start()
+    time.sleep(WARMUP_SECONDS)
+    with flow.cond:
+        start_count, start_acks, started = flow.delivered, flow.acks, time.perf_counter()
+    time.sleep(seconds)
+    with flow.cond:
+        end_count, end_acks, ended = flow.delivered, flow.acks, time.perf_counter()
+        flow.stop = True
+        flow.cond.notify_all()
+    for thread in threads:
+        thread.join(timeout=DRAIN_WAIT + 30)
+    # let the system drain what was in flight before the next run starts
+    time.sleep(1.0)
+    return (end_count - start_count) / (ended - started), end_acks - start_acks
+
+
+def _text() -> str:
+    return f"tp-{uuid.uuid4().hex}"
+
+
+def run(stack: BenchStack, seconds: float) -> list[Row]:
+    setup = stack.start_workers(1, wait_seconds=2)
+    users = [stack.raw_user(f"U{i}") for i in range(2 * PAIRS)]
+    stack.stop_workers(setup)
+    partner: dict[str, RawUser] = {}
+    for a, b in zip(users[::2], users[1::2], strict=True):
+        partner[a.user_id], partner[b.user_id] = b, a
+    requests_url = stack.settings.request_queue_url
+    session_urls = [u.queue_url for u in users]
+
+    def ours_entries(batch: int) -> list[SendMessageBatchRequestEntryTypeDef]:
+        out: list[SendMessageBatchRequestEntryTypeDef] = []
+        for i in range(10):
+            sender = users[(batch * 10 + i) % len(users)]
+            body = {
+                "body": _text(),
+                "userID": partner[sender.user_id].user_id,
+                "name": "",
+                "clientMessageId": uuid.uuid4().hex,
+            }
+            message = Request("message", "add", body, sender.token).encode()
+            out.append(
+                {
+                    "Id": str(i),
+                    "MessageBody": message.body,
+                    "MessageAttributes": {
+                        k: {"DataType": "String", "StringValue": v}
+                        for k, v in message.attributes.items()
+                    },
+                }
+            )
+        return out
+
+    # the reference: the same users' traffic, routed by the plain worker to raw queues
+    ref_in = stack.new_queue("plain-in")
+    ref_out = {u.user_id: stack.new_queue("plain-out") for u in users}
+    sample = ours_entries(0)[0]
+
+    def ref_entries(batch: int) -> list[SendMessageBatchRequestEntryTypeDef]:
+        out: list[SendMessageBatchRequestEntryTypeDef] = []
+        for i in range(10):
+            sender = users[(batch * 10 + i) % len(users)]
+            target = ref_out[partner[sender.user_id].user_id]
+            attrs = dict(sample["MessageAttributes"])  # same size as a real request
+            attrs[TARGET_ATTRIBUTE] = {"DataType": "String", "StringValue": target}
+            body = dumps({"body": _text(), "userID": sender.user_id, "pad": "x" * 40})
+            out.append({"Id": str(i), "MessageBody": body, "MessageAttributes": attrs})
+        return out
+
+    def is_push(message: dict[str, object]) -> bool:
+        attrs = message.get("MessageAttributes", {})
+        action = attrs.get("action", {}) if isinstance(attrs, dict) else {}
+        return isinstance(action, dict) and action.get("StringValue") == "message"
+
+    rows = []
+    for count in WORKER_COUNTS:
+        plain = start_plain_workers(stack.endpoint, ref_in, count, wait_seconds=2)
+        try:
+            ref, _ = _measure(
+                stack, ref_in, list(ref_out.values()), ref_entries, lambda _m: True, seconds
+            )
+        finally:
+            stop_plain_workers(plain)
+        workers = stack.start_workers(count, wait_seconds=2)
+        try:
+            ours, acks = _measure(stack, requests_url, session_urls, ours_entries, is_push, seconds)
+        finally:
+            stack.stop_workers(workers)
+        rows.append(
+            Row(
+                FAMILY,
+                f"{count} worker(s), {2 * PAIRS} users, <= {WINDOW} in flight",
+                "msg/s",
+                ours,
+                ref,
+                f"plain worker x{count}",
+                Goal.RATIO_MIN,
+                0.7,
+                extra={"sent_acks_per_message": acks / max(1.0, ours * seconds)},
+            )
+        )
+    return rows
