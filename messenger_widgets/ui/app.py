@@ -327,7 +327,25 @@ class Messenger:
             logout=self._logout,
             link_for=self._link_for,
             images=self._images,
+            create_group=self._create_group,
+            leave_group=lambda key: self._run(lambda: session.leave_group(key)),
         )
+
+    def _create_group(self, name: str, member_ids: list[str]) -> None:
+        """The form closes once the request is sent; the group opens when it is created."""
+        session = self._session_call()
+
+        def work() -> None:
+            session.create_group(name, member_ids)
+            with self._lock:
+                if self.home is not None:
+                    self.home.group_form.close()
+
+        def failed(text: str, _exc: Exception) -> None:
+            if self.home is not None:
+                self.home.group_form.fail(text)
+
+        self._run(work, failed=failed)
 
     def _search_failed(self, text: str, _exc: Exception) -> None:
         self.toasts.error(text)

@@ -14,9 +14,11 @@ from typing import Any
 
 import ipywidgets as w
 
+from ..client import groups
 from ..client import state as st
 from ..client.state import Change, ChangeKind, ConversationSummary, State, UserSummary
 from .auth import on_enter
+from .groups import GroupForm
 from .thread import Composer, LinkFor, ThreadView
 from .widgets import ImageCache, classed, close_tree, set_children, set_value, show, swap_class
 
@@ -44,6 +46,8 @@ class HomeActions:
     logout: Callable[[], None]
     link_for: LinkFor
     images: ImageCache | None = None
+    create_group: Callable[[str, list[str]], None] = lambda _name, _ids: None
+    leave_group: Callable[[str], None] = lambda _key: None
 
 
 class Header:
@@ -141,6 +145,7 @@ class UserList:
         self.conversations = classed(w.VBox(), "msgr-conversations")
         self.results_note = classed(w.Label(value=""), "msgr-empty", "msgr-results-note")
         self.results = classed(w.VBox(), "msgr-results")
+        self.tools = classed(w.VBox(), "msgr-list-tools")  # the home panel's "New group"
         self.rows: dict[str, UserRow] = {}
         self.result_rows: dict[str, UserRow] = {}
         self.searching = False  # a query was sent and its results have not arrived yet
@@ -157,7 +162,7 @@ class UserList:
             w.VBox([self.empty, self.conversations, self.results_note, self.results]),
             "msgr-lists",
         )
-        self.widget = classed(w.VBox([bar, self.heading, lists]), "msgr-sidebar")
+        self.widget = classed(w.VBox([bar, self.tools, self.heading, lists]), "msgr-sidebar")
         self._query: str | None = None
         show(self.search_clear, False)
         self._mode()
@@ -170,6 +175,8 @@ class UserList:
             rows: dict[str, UserRow] = {}
             for item in summaries:
                 row = self.rows.get(item.user_id) or UserRow(item.user_id, self._on_open)
+                if item.is_group:
+                    row.widget.add_class("msgr-group")
                 row.update(item.name, item.preview, item.unread, item.user_id == open_id)
                 rows[item.user_id] = row
             self._swap(self.rows, rows, self.conversations)
@@ -281,7 +288,16 @@ class HomePanel:
             images=actions.images,
             on_load_older=actions.load_older,
             on_retry=actions.retry,
+            on_leave=actions.leave_group,
         )
+        self._state = State()
+        self.group_form = GroupForm(actions.create_group)
+        self.new_group = classed(
+            w.Button(description="New group", tooltip="Start a group conversation"),
+            "msgr-new-group",
+        )
+        self.new_group.on_click(lambda _b: self.group_form.open(groups.candidates(self._state)))
+        set_children(self.users.tools, [self.new_group, self.group_form.widget])
         self.composer = Composer(actions.send, actions.send_file)
         self.composer.set_enabled(False)
         main = classed(w.VBox([self.thread.widget, self.composer.widget]), "msgr-main")
@@ -292,7 +308,10 @@ class HomePanel:
         self.apply(state, [Change(kind) for kind in ChangeKind])
 
     def apply(self, state: State, changes: Sequence[Change]) -> None:
+        self._state = state
         kinds = {c.kind for c in changes}
+        if self.group_form.is_open and kinds & {ChangeKind.SEARCH, ChangeKind.CONVERSATIONS}:
+            self.group_form.set_people(groups.candidates(state))
         if kinds & {ChangeKind.SESSION, ChangeKind.CONNECTION}:
             self.header.set_connection(state.connection)
         if ChangeKind.SESSION in kinds and state.me is not None:

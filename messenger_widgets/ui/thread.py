@@ -68,6 +68,8 @@ class Bubble:
         self._link_for = link_for
         self.file: Any = None
         parts = self._content(message, images)
+        if message.sender_id and not message.outgoing:  # a group: say who wrote it
+            parts.insert(0, classed(w.Label(value=message.name or "(no name)"), "msgr-sender"))
         self.time = classed(w.Label(value=format_time(message.date_time)), "msgr-time")
         self.status = classed(w.Label(value=""), "msgr-status")
         self.retry = classed(w.Button(description="Retry"), "msgr-retry")
@@ -112,9 +114,15 @@ class Bubble:
         if not message.outgoing:
             return
         status = message.status or "sent"
-        set_value(self.status, TICKS.get(status, ""))
+        text, tip = TICKS.get(status, ""), str(status)
+        if message.read_by is not None and status in ("sent", "read"):
+            k, n = message.read_by
+            tip = f"read by {k} of {n}"
+            if status == "sent" and k:  # a group message some members have read
+                text = f"{TICKS['sent']} {k}/{n}"
+        set_value(self.status, text)
         swap_class(self.status, "msgr-status-", f"msgr-status-{status}")
-        self.status.tooltip = status
+        self.status.tooltip = tip
         show(self.retry, status == "failed")
         self.retry.disabled = False
 
@@ -141,17 +149,29 @@ class ThreadView:
         images: ImageCache | None,
         on_load_older: Callable[[str], None],
         on_retry: Callable[[str], None],
+        on_leave: Callable[[str], None] | None = None,
     ) -> None:
         self._link_for, self._images, self._on_retry = link_for, images, on_retry
         self._on_load_older = on_load_older
+        self._on_leave = on_leave
         self.title = classed(w.Label(value=""), "msgr-thread-title")
+        # groups (v1.1): who is in the open group, and the way out of it
+        self.members = classed(w.Label(value=""), "msgr-group-members")
+        self.leave = classed(
+            w.Button(description="Leave group", tooltip="Leave this group"), "msgr-group-leave"
+        )
+        self.leave.on_click(lambda _b: self._leave())
+        self.group_bar = classed(w.HBox([self.members, self.leave]), "msgr-group-bar")
+        show(self.group_bar, False)
         self.load_older = classed(w.Button(description="Load older messages"), "msgr-load-older")
         self.load_older.on_click(lambda _b: self._older())
         self.empty = classed(w.Label(value=NO_THREAD), "msgr-empty")
         self.messages = classed(w.VBox(), "msgr-thread")
         inner = classed(w.VBox([self.load_older, self.empty, self.messages]), "msgr-thread-inner")
         self.scroller = classed(w.Box([inner]), "msgr-scroll")  # column-reverse: stays at newest
-        self.widget = classed(w.VBox([self.title, self.scroller]), "msgr-thread-panel")
+        self.widget = classed(
+            w.VBox([self.title, self.group_bar, self.scroller]), "msgr-thread-panel"
+        )
         self.user_id: str | None = None
         self.bubbles: dict[str, Bubble] = {}
         self._lock = threading.RLock()
@@ -169,6 +189,7 @@ class ThreadView:
             self.user_id = conv.user_id if conv else None
             if conv is None:
                 set_value(self.title, "")
+                show(self.group_bar, False)
                 set_value(self.empty, NO_THREAD)
                 self._empty(True)
                 show(self.load_older, False)
@@ -181,6 +202,7 @@ class ThreadView:
             if conv.user_id != self.user_id:
                 return
             set_value(self.title, name or conv.name or "")
+            self._group(conv)
             keep: dict[str, Bubble] = {}
             for message in conv.messages:
                 bubble = self.bubbles.get(message.key)
@@ -199,6 +221,21 @@ class ThreadView:
             show(self.load_older, bool(conv.messages) and conv.can_load_older)
             self.load_older.disabled = False
             self.load_older.description = "Load older messages"
+
+    def _group(self, conv: Conversation) -> None:
+        group = conv.group
+        show(self.group_bar, group is not None and not group.left)
+        if group is not None:
+            names = sorted(m.name or "(no name)" for m in group.members)
+            set_value(self.members, f"{len(names)} members: {', '.join(names)}")
+            self.members.tooltip = "\n".join(names)
+            self.leave.disabled = False
+
+    def _leave(self) -> None:
+        if self.user_id is None or self._on_leave is None or self.leave.disabled:
+            return
+        self.leave.disabled = True
+        self._on_leave(self.user_id)
 
     def _empty(self, empty: bool) -> None:
         """An empty state is centred; a thread sits at the bottom, at its newest message."""

@@ -164,6 +164,6 @@ class FakeWorker:
             self.groups[group["groupID"]] = group
             self.push("groupCreated", {**group, "clientGroupId": body.get("clientGroupId")})
         elif request.method == "leave":  # group/leave (v1.1)
-            group = self.groups[body["groupID"]]
+            group = self.groups.get(body["groupID"]) or group_object(body["groupID"], "", [ME])
             members = [m for m in group["members"] if m["userID"] != ME["userID"]]
             self.push("groupUpdated", {**group, "members": members, "leftUserID": ME["userID"]})
