@@ -190,6 +190,33 @@ class App:
         what = self.page.locator(".msgr-hood-what", has_text=re.compile(f"^{re.escape(label)}$"))
         return self.all("msgr-hood-entry").filter(has=what)
 
+    # --- groups (v1.1) -------------------------------------------------------------------------
+    def group_row(self, name: str) -> Locator:
+        """Every group row naming `name` (a group row is `msgr-user msgr-group`)."""
+        return self.page.locator(".msgr-user.msgr-group", has_text=name)
+
+    def create_group(self, name: str, members: list[str]) -> None:
+        """New group: name it, tick `members` (people this tab already knows), create; the
+        new group opens in this tab."""
+        self.click("msgr-new-group")
+        expect(self.css("msgr-group-form")).to_be_visible()
+        self.fill("msgr-group-name", name)
+        for member in members:
+            box = self.all("msgr-group-member").filter(has_text=member).first
+            box.locator("input[type=checkbox]").check()
+        self.click("msgr-group-create")
+        expect(self.css("msgr-group-form")).to_be_hidden(timeout=ROUND_TRIP_MS)
+        expect(self.css("msgr-thread-title")).to_have_text(name, timeout=ROUND_TRIP_MS)
+        expect(self.css("msgr-group-leave")).to_be_visible()
+
+    def sender_of(self, text: str) -> Locator:
+        """The sender label of the incoming group bubble holding `text`."""
+        return self.message(text, "incoming").locator(".msgr-sender")
+
+    def leave_group(self, name: str) -> None:
+        self.click("msgr-group-leave")
+        expect(self.group_row(name)).to_have_count(0, timeout=ROUND_TRIP_MS)
+
     def logout(self) -> None:
         self.click("msgr-logout")
         expect(self.css("msgr-login")).to_be_visible(timeout=ROUND_TRIP_MS)
