@@ -11,7 +11,8 @@ Secrets never get in: the `token` attribute and any `password` or `token` field 
 are replaced by `***` before anything is stored, and a body is kept only as a short preview.
 
 Latency matching: a reply by its `resTo` (our request's MessageId); a `sent` push by its
-`clientMessageId` (the message/add that carried it); `searchUser`, `selectSearchUser` and
+`clientMessageId` (the message/add that carried it), a `groupCreated` push by its
+`clientGroupId` (the group/create that carried it); `searchUser`, `selectSearchUser` and
 `history` pushes, and `error` pushes by the method they name, to the most recent request of
 that method not yet answered.
 """
@@ -59,6 +60,9 @@ MAX_ENTRIES = 500
 MINUTES_KEPT = 60
 MATCH_MEMORY = 1000  # sent requests remembered for latency matching
 METHOD_PUSHES = frozenset({"searchUser", "selectSearchUser", "history"})
+# push action -> (the request method whose client key it echoes, the body field of that key)
+KEYED_PUSHES = {"sent": ("add", "clientMessageId"), "groupCreated": ("create", "clientGroupId")}
+KEYED_METHODS = dict(KEYED_PUSHES.values())
 
 _SECRET_TEXT = re.compile(
     r'("(?:password|token)"\s*:\s*)("(?:[^"\\]|\\.)*"?|[^,}\]\s]*)', re.IGNORECASE
@@ -518,9 +522,10 @@ class TrafficLog:
                 if not method:
                     continue
                 self._by_method[method] = at
-                cid = _field(message.body, "clientMessageId") if method == "add" else None
+                key = KEYED_METHODS.get(method)
+                cid = _field(message.body, key) if key else None
                 if cid:
-                    self._by_cid[cid] = at
+                    self._by_cid[f"{method}:{cid}"] = at
                     while len(self._by_cid) > MATCH_MEMORY:
                         self._by_cid.popitem(last=False)
 
@@ -531,20 +536,22 @@ class TrafficLog:
                 method = message.attributes.get("method")
                 if method:
                     self._by_method.pop(method, None)
-                    cid = _field(message.body, "clientMessageId") if method == "add" else None
+                    key = KEYED_METHODS.get(method)
+                    cid = _field(message.body, key) if key else None
                     if cid:
-                        self._by_cid.pop(cid, None)
+                        self._by_cid.pop(f"{method}:{cid}", None)
 
     def _push_latency(self, at: float, action: str, body: str) -> float | None:
         with self._lock:
-            if action == "sent":
-                cid = _field(body, "clientMessageId")
-                sent = self._by_cid.pop(cid, None) if cid else None
+            if action in KEYED_PUSHES:
+                method, key = KEYED_PUSHES[action]
+                cid = _field(body, key)
+                sent = self._by_cid.pop(f"{method}:{cid}", None) if cid else None
             elif action in METHOD_PUSHES:
                 sent = self._by_method.pop(action, None)
             elif action == "error":
-                method = _field(body, "method")
-                sent = self._by_method.pop(method, None) if method else None
+                named = _field(body, "method")
+                sent = self._by_method.pop(named, None) if named else None
             else:
                 sent = None
         return None if sent is None else at - sent

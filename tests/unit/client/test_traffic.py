@@ -219,6 +219,30 @@ def test_pushes_match_the_most_recent_request_of_their_method(
     assert log.stats().requests == 3  # one send, one batch, one receive
 
 
+def test_a_group_created_push_matches_its_group_create_by_client_group_id(
+    log: TrafficLog, inner: InMemoryTransport, queues: tuple[str, str], clock: Clock
+) -> None:
+    session = inner.create_queue("messenger-session-3")
+    body = {"name": "Team", "memberIDs": ["u-bob"], "clientGroupId": "g-key"}
+    log.send(queues[0], Request("group", "create", body, TOKEN).encode())
+    clock.advance(0.75)
+    created = {"groupID": "g1", "name": "Team", "clientGroupId": "g-key", "members": []}
+    inner.send_batch(
+        session,
+        [
+            Push("groupCreated", created).encode(),
+            Push("groupCreated", {**created, "clientGroupId": None}).encode(),  # someone else's
+        ],
+    )
+    log.receive(session, 10, 0)
+    pushes = [e for e in log.entries() if e.kind is Kind.PUSH]
+    assert [(e.label, e.latency) for e in pushes] == [
+        ("groupCreated", pytest.approx(0.75)),
+        ("groupCreated", None),
+    ]
+    assert log.entries()[0].label == "group/create"
+
+
 def test_empty_receives_deletes_visibility_and_queue_calls(
     log: TrafficLog, inner: InMemoryTransport, queues: tuple[str, str], clock: Clock
 ) -> None:
