@@ -289,3 +289,29 @@ def test_login_history_is_everything_since_logout_when_over_the_limit(h: Harness
     pushes = h.pushes(login(h, "ada")["url"])
     assert len(by_action(pushes, "message")) == 120
     assert by_action(pushes, "historyEnd") == [{"count": 120}]
+
+
+@pytest.mark.parametrize(
+    ("method", "body"),
+    [
+        (("message", "add"), {"groupID": None, "body": "x"}),
+        (("message", "add"), {"groupID": 5, "body": "x"}),
+        (("message", "add"), {"groupID": "g" * 129, "body": "x"}),
+        (("message", "add"), {"groupID": "g", "body": {"deep": [1]}}),
+        (("message", "history"), {"groupID": "g", "limit": True}),
+        (("message", "selectSearchUser"), {"groupID": ["g"]}),
+        (("message", "markMessagesAsRead"), {"groupID": {}}),
+        (("group", "leave"), {}),
+        (("group", "create"), {"name": {"x": 1}, "memberIDs": []}),
+        (("group", "create"), {"name": "x", "memberIDs": [["nested"]]}),
+        (("group", "create"), {"name": "x", "memberIDs": [None]}),
+    ],
+)
+def test_hostile_group_bodies_are_4xx_error_pushes(
+    h: Harness, method: tuple[str, str], body: dict[str, Any]
+) -> None:
+    ada = h.user("Ada")
+    h.call(*method, body, ada["token"])
+    status, _ = error_of(h, ada)
+    assert 400 <= status < 500
+    assert h.transport.depth(h.requests) == 0 and h.transport.depth(h.dlq) == 0
