@@ -710,3 +710,15 @@ class StoreContract:
         messages, more = first.group_conversation(group.group_id, 1000)
         assert [m.order for m in messages] == list(range(1, 101)) and not more
         assert len({m.body for m in messages}) == 100
+
+    def test_group_messages_stay_out_of_one_to_one_queries(self, store: Store) -> None:
+        a, b = new_user(store), new_user(store)
+        group, _ = store.create_group(a.user_id, "g", [b.user_id], "", at(0))
+        store.add_group_message(group.group_id, a.user_id, "to the group", "", at(1))
+        store.add_group_message(group.group_id, b.user_id, "from the group", "", at(2))
+        send(store, a, b, "direct", t=3)
+        for user in (a, b):
+            assert [m.body for m in store.messages_since(user.user_id, None, 10)] == ["direct"]
+            assert store.count_messages_since(user.user_id, None) == 1
+        assert store.mark_read(b.user_id, a.user_id) == 1
+        assert [m.body for m in store.conversation(a.user_id, b.user_id, 10)[0]] == ["direct"]
