@@ -10,6 +10,7 @@ from ..config import WORKER_REQUIRED, Settings
 from ..store import Store, open_store
 from ..transport import SqsTransport, Transport, dead_letter_queue_url
 from . import groups  # noqa: F401  (registers the group handlers: the table is complete)
+from .acks import ACK_WINDOW_SECONDS
 from .context import AttachmentLookup, Context, WorkerConfig
 from .runner import Worker
 
@@ -39,7 +40,9 @@ def build_context(
     )
 
 
-def build_worker(settings: Settings, *, wait_seconds: int = 20) -> Worker:
+def build_worker(
+    settings: Settings, *, wait_seconds: int = 20, ack_window: float = ACK_WINDOW_SECONDS
+) -> Worker:
     """A worker on real AWS (or moto) from settings: the `messenger worker` command uses this."""
     from ..attachments import Attachments
     from ..aws import make_clients
@@ -52,7 +55,9 @@ def build_worker(settings: Settings, *, wait_seconds: int = 20) -> Worker:
     )
     ctx = build_context(settings, transport=transport, attachments=attachments)
     dlq = dead_letter_queue_url(transport, settings.request_queue_url)
-    return Worker(ctx, settings.request_queue_url, dlq, wait_seconds=wait_seconds)
+    return Worker(
+        ctx, settings.request_queue_url, dlq, wait_seconds=wait_seconds, ack_window=ack_window
+    )
 
 
 __all__ = ["Context", "Worker", "WorkerConfig", "build_context", "build_worker"]

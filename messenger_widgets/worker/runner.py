@@ -3,6 +3,10 @@
 Each record ends in one `Outcome`: DONE (delete it), DEAD (copied to the DLQ, then delete
 it) or RETRY (leave it: SQS redelivers it and, after 5 receives, moves it to the DLQ). The
 long-lived loop and the Lambda entry point share `process`.
+
+The long-lived loop (`ack_window` > 0, as `messenger worker` runs it) holds `sent` acks for a
+moment so they share a SendMessageBatch with later pushes to the same session queue; their
+requests are deleted only once the acks are sent (see `acks.py`).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from ..protocol import (
     Request,
 )
 from ..store.base import Activity
+from .acks import AckHold, HeldAck, is_ack
 from .context import Caller, Context, Outbox
 from .handlers import HANDLERS
 from .metrics import Counters
@@ -47,6 +52,7 @@ REAP_BATCH = 100
 RETRY_BACKOFF_SECONDS = (1, 2, 4, 8, 16)
 DEAD_LETTER_REASON = "deadLetterReason"
 MAX_ATTRIBUTES = 10
+HELD = "held:"  # marks an ack held from an earlier batch among this batch's deliveries
 
 
 class Outcome(StrEnum):
@@ -75,6 +81,7 @@ class Worker:
         wait_seconds: int = WAIT_TIME_SECONDS,
         monotonic: Callable[[], float] = time.monotonic,
         counters: Counters | None = None,
+        ack_window: float = 0.0,
     ) -> None:
         self.ctx = ctx
         self.counters = Counters() if counters is None else counters
@@ -83,10 +90,17 @@ class Worker:
         self.wait_seconds = wait_seconds
         self._monotonic = monotonic
         self._next_reap = 0.0
+        self.acks = AckHold(ack_window, monotonic) if ack_window > 0 else None
+        self._held_ids: set[str] = set()  # requests whose ack is held: not deleted yet
+        self._released: list[str] = []  # requests whose held ack was sent: delete them
 
     # --- one batch --------------------------------------------------------------------------
-    def process(self, envelopes: Sequence[Envelope]) -> list[Result]:
-        """Handle every record, then send all outboxes grouped by queue."""
+    def process(self, envelopes: Sequence[Envelope], *, hold_acks: bool = False) -> list[Result]:
+        """Handle every record, then send all outboxes grouped by queue.
+
+        `hold_acks` (the long-lived loop only, with an ack window) may hold `sent` acks: the
+        caller must then not delete the requests in `_held_ids` (`poll_once` does this).
+        """
         results: dict[str, Result] = {}
         outboxes: dict[str, Outbox] = {}
         timings: dict[str, tuple[str, float]] = {}  # message id -> (method, duration ms)
@@ -120,7 +134,8 @@ class Worker:
                     "duration_ms": duration_ms,
                 },
             )
-        for message_id in self._flush(outboxes):
+        receipts = {m: r.envelope.receipt_handle for m, r in results.items()}
+        for message_id in self._flush(outboxes, receipts if hold_acks else None):
             envelope = results[message_id].envelope
             results[message_id] = Result(envelope, Outcome.RETRY, "sending the answer failed")
         for result in results.values():
@@ -202,11 +217,27 @@ class Worker:
         outbox.push(caller.session.queue_url, Push.error(400, str(exc), method))
         return Outcome.DONE
 
-    def _flush(self, outboxes: dict[str, Outbox]) -> set[str]:
-        """Send every delivery, one batch call per queue; return ids of records that failed."""
+    def _flush(self, outboxes: dict[str, Outbox], receipts: dict[str, str] | None) -> set[str]:
+        """Send every delivery, one batch call per queue; return ids of records that failed.
+
+        Holding acks (`receipts` given): acks held from earlier batches go now, and this
+        batch's acks go now only to queues that get something else anyway; the others are held.
+        """
+        hold = self.acks if receipts is not None else None
         by_queue: dict[str, list[tuple[str, Outgoing]]] = defaultdict(list)
+        acks: list[tuple[str, str, Outgoing]] = []
         for message_id, outbox in outboxes.items():
             for queue_url, message in outbox.deliveries:
+                if hold is not None and is_ack(message):
+                    acks.append((message_id, queue_url, message))
+                else:
+                    by_queue[queue_url].append((message_id, message))
+        earlier = hold.take_all() if hold is not None else []
+        for held in earlier:
+            by_queue[held.queue_url].append((HELD + held.receipt_handle, held.message))
+        later = [ack for ack in acks if ack[1] not in by_queue]
+        for message_id, queue_url, message in acks:
+            if queue_url in by_queue:
                 by_queue[queue_url].append((message_id, message))
         failed: set[str] = set()
         for queue_url, items in by_queue.items():
@@ -220,6 +251,14 @@ class Worker:
             except Exception:
                 log.exception("sending to a queue failed", extra={"queue": queue_url})
                 failed.update(message_id for message_id, _ in items)
+        if hold is not None and receipts is not None:
+            self._released += [
+                h.receipt_handle for h in earlier if HELD + h.receipt_handle not in failed
+            ]
+            failed = {m for m in failed if not m.startswith(HELD)}  # left for redelivery
+            later = [ack for ack in later if ack[0] not in failed]
+            self._held_ids.update(message_id for message_id, _, _ in later)
+            hold.hold([HeldAck(q, m, receipts[message_id]) for message_id, q, m in later])
         return failed
 
     def _forget_queue(self, queue_url: str) -> None:
@@ -261,8 +300,14 @@ class Worker:
         envelopes = self.ctx.transport.receive(
             self.request_queue_url, MAX_RECEIVE_MESSAGES, self.wait_seconds
         )
-        results = self.process(envelopes) if envelopes else []
-        done = [r.envelope.receipt_handle for r in results if r.outcome is not Outcome.RETRY]
+        results = self.process(envelopes, hold_acks=True) if envelopes else []
+        held, self._held_ids = self._held_ids, set()
+        done = [
+            r.envelope.receipt_handle
+            for r in results
+            if r.outcome is not Outcome.RETRY and r.envelope.message_id not in held
+        ]
+        done, self._released = done + self._released, []
         if done:
             self.ctx.transport.delete_batch(self.request_queue_url, done)
         for r in results:
@@ -298,6 +343,11 @@ class Worker:
     def run(self, stop: threading.Event) -> None:
         """Poll until `stop` is set; the batch in hand is always finished first."""
         log.info("worker started", extra={"queue": self.request_queue_url})
+        timer = threading.Thread(
+            target=self._ack_timer, args=(stop,), name="messenger-acks", daemon=True
+        )
+        if self.acks is not None:
+            timer.start()
         failures = 0
         while not stop.is_set():
             try:
@@ -311,7 +361,46 @@ class Worker:
                 delay = min(30.0, 0.5 * 2**failures)
                 log.exception("worker loop error; retrying", extra={"delay_s": delay})
                 stop.wait(delay)
+        if self.acks is not None:
+            self.acks.wake()
+            timer.join()
+            self.flush_acks()
         log.info("worker stopped")
+
+    # --- held acks ----------------------------------------------------------------------------
+    def flush_acks(self) -> None:
+        """Send every held ack now, then delete the requests they answer."""
+        if self.acks is not None:
+            self._send_held(self.acks.take_all())
+
+    def _ack_timer(self, stop: threading.Event) -> None:
+        """Send held acks when the oldest has waited `ack_window`, if no batch took them."""
+        assert self.acks is not None
+        while not stop.is_set():
+            self._send_held(self.acks.wait_due(stop))
+
+    def _send_held(self, held: list[HeldAck]) -> None:
+        by_queue: dict[str, list[HeldAck]] = defaultdict(list)
+        for ack in held:
+            by_queue[ack.queue_url].append(ack)
+        sent: list[str] = []
+        for queue_url, acks in by_queue.items():
+            try:
+                self.ctx.transport.send_batch(queue_url, [a.message for a in acks])
+            except QueueGone:
+                try:
+                    self._forget_queue(queue_url)
+                except Exception:
+                    log.exception("could not end a session whose queue is gone")
+            except Exception:  # the requests stay: SQS redelivers them, the acks go again
+                log.exception("sending held acks failed", extra={"queue": queue_url})
+                continue
+            sent += [a.receipt_handle for a in acks]
+        if sent:
+            try:
+                self.ctx.transport.delete_batch(self.request_queue_url, sent)
+            except Exception:
+                log.exception("deleting requests whose acks were sent failed")
 
 
 def _user_id(caller: Caller | None) -> str | None:

@@ -1,0 +1,81 @@
+"""`AckHold`: `sent` acks held for a moment, so several share one SendMessageBatch.
+
+Under load a session queue gets its `sent` acks and the other party's `message` pushes a few
+milliseconds apart. The long-lived worker holds an ack (never a `message` or any other push)
+for at most `window` seconds or until the next batch is sent, whichever comes first, and sends
+it with whatever else goes to that queue then: one call, and one receive for the client.
+
+An ack is held together with the receipt handle of the request that caused it, and that
+request is deleted only once its ack was sent: a worker that dies while holding acks loses
+none, SQS redelivers those requests (a duplicate `message/add` stores nothing new and sends
+the same ack again). `Worker.run` sends what is still held before it returns.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..protocol import Action, Outgoing
+
+ACK_WINDOW_SECONDS = 0.05
+
+
+def is_ack(message: Outgoing) -> bool:
+    return message.attributes.get("action") == Action.SENT.value
+
+
+@dataclass(frozen=True)
+class HeldAck:
+    queue_url: str
+    message: Outgoing
+    receipt_handle: str  # of the request that caused it: deleted once the ack is sent
+
+
+class AckHold:
+    """Thread-safe: the worker loop adds and takes, a timer thread takes what is due."""
+
+    def __init__(self, window: float, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.window = window
+        self._monotonic = monotonic
+        self._cond = threading.Condition()
+        self._held: list[HeldAck] = []
+        self._due: float | None = None  # when the oldest held ack must go
+
+    def hold(self, acks: list[HeldAck]) -> None:
+        if not acks:
+            return
+        with self._cond:
+            if not self._held:
+                self._due = self._monotonic() + self.window
+            self._held.extend(acks)
+            self._cond.notify_all()
+
+    def take_all(self) -> list[HeldAck]:
+        with self._cond:
+            taken, self._held, self._due = self._held, [], None
+            return taken
+
+    def __len__(self) -> int:
+        with self._cond:
+            return len(self._held)
+
+    def wait_due(self, stop: threading.Event, poll: float = 0.5) -> list[HeldAck]:
+        """Block until the oldest held ack is due (then take all) or `stop` is set ([])."""
+        with self._cond:
+            while not stop.is_set():
+                if self._due is None:
+                    self._cond.wait(poll)
+                    continue
+                remaining = self._due - self._monotonic()
+                if remaining <= 0:
+                    taken, self._held, self._due = self._held, [], None
+                    return taken
+                self._cond.wait(min(remaining, poll))
+            return []
+
+    def wake(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
