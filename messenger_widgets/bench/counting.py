@@ -6,13 +6,13 @@ counts from several processes can be cut to the same window.
 
 A worker process counts its own calls when `MESSENGER_COUNT_SQS_CALLS=path` is set: `messenger
 worker` then imports this module (and nothing else of the bench) and calls `count_to_file`,
-which keeps `path` up to date (every `DUMP_INTERVAL` seconds while calls happen, and at exit).
+which appends each call to `path` as a `time operation` line (every `DUMP_INTERVAL` seconds,
+and at exit).
 """
 
 from __future__ import annotations
 
 import atexit
-import json
 import os
 import threading
 import time
@@ -32,7 +32,6 @@ class CallCounter:
         self._lock = threading.Lock()
         self.counts: Counter[str] = Counter()
         self.times: list[tuple[float, str]] = []
-        self.version = 0  # bumps on every call, so a dumper knows when to write
 
     def attach(self, client: Any) -> Any:
         """Count `client`'s SQS calls from now on; returns the client for chaining."""
@@ -47,7 +46,6 @@ class CallCounter:
             self.counts[operation] += 1
             if len(self.times) < MAX_TIMES:
                 self.times.append((time.time() if at is None else at, operation))
-            self.version += 1
 
     def total(self) -> int:
         with self._lock:
@@ -57,24 +55,28 @@ class CallCounter:
         with self._lock:
             return list(self.times)
 
-    def snapshot(self) -> dict[str, Any]:
+    def append_since(self, path: Path, done: int) -> int:
+        """Append the calls after the first `done` to `path`, one `time operation` a line."""
         with self._lock:
-            return {"counts": dict(self.counts), "times": list(self.times)}
-
-    def write(self, path: Path) -> None:
-        """Atomically replace `path` with the counts so far."""
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.snapshot()))
-        tmp.replace(path)
+            new = self.times[done:]
+        if new:
+            with path.open("a") as out:
+                out.writelines(f"{t:.6f} {op}\n" for t, op in new)
+        return done + len(new)
 
 
 def read_calls(path: Path) -> list[tuple[float, str]]:
     """The (time, operation) list a counting process wrote; empty when it wrote nothing yet."""
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
+        text = path.read_text()
+    except OSError:
         return []
-    return [(float(t), str(op)) for t, op in data.get("times", [])]
+    complete = text[: text.rfind("\n") + 1]  # a line still being written is left for later
+    calls = []
+    for line in complete.splitlines():
+        at, _, operation = line.partition(" ")
+        calls.append((float(at), operation))
+    return calls
 
 
 def calls_between(calls: list[tuple[float, str]], start: float, end: float) -> Counter[str]:
@@ -89,18 +91,21 @@ def count_to_file(transport: Any, path: str) -> CallCounter:
         raise TypeError(f"{ENV_VAR} needs an SQS transport, not {type(transport).__name__}")
     counter.attach(client)
     target = Path(path)
+    target.write_text("")
+    written = [0]
+    lock = threading.Lock()
+
+    def flush() -> None:
+        with lock:
+            written[0] = counter.append_since(target, written[0])
 
     def dump_loop() -> None:
-        seen = -1
         while True:
             time.sleep(DUMP_INTERVAL)
-            if counter.version != seen:
-                seen = counter.version
-                counter.write(target)
+            flush()
 
-    counter.write(target)
     threading.Thread(target=dump_loop, name="sqs-call-counter", daemon=True).start()
-    atexit.register(counter.write, target)
+    atexit.register(flush)
     return counter
 
 

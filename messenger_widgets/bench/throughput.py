@@ -13,11 +13,13 @@ same size; it routes each message to its recipient's queue and does nothing else
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..protocol import Request, dumps
@@ -32,7 +34,9 @@ if TYPE_CHECKING:
 FAMILY = "throughput"
 PAIRS = 5  # 10 users, each writing to its partner
 WINDOW = 30  # messages in flight at most: queues stay shallow
-WARMUP_SECONDS = 1.5
+WARMUP_SECONDS = 1.0
+SETTLE_SECONDS = 0.5
+SEGMENTS = 3
 WORKER_COUNTS = (1, 2, 4)
 DRAIN_WAIT = 1
 
@@ -93,6 +97,29 @@ def _feeder(
         sqs.send_message_batch(QueueUrl=url, Entries=entries(batch))
 
 
+@dataclass
+class Tally:
+    """Deliveries, acks, seconds and moto CPU seconds summed over the segments of one kind."""
+
+    delivered: int = 0
+    acks: int = 0
+    seconds: float = 0.0
+    moto_cpu: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.delivered / self.seconds if self.seconds else 0.0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, from /proc (0 where there is no /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _measure(
     stack: BenchStack,
     in_url: str,
@@ -100,8 +127,9 @@ def _measure(
     entries: Callable[[int], list[SendMessageBatchRequestEntryTypeDef]],
     is_delivery: Callable[[dict[str, object]], bool],
     seconds: float,
-) -> tuple[float, int]:
-    """Deliveries per second over `seconds` after the warm-up; and the acks seen."""
+    tally: Tally,
+) -> None:
+    """Add to `tally` the deliveries of `seconds` of steady flow, after a warm-up."""
     flow = Flow(threading.Condition())
     threads = [
         threading.Thread(target=_drainer, args=(stack.sqs(), url, flow, is_delivery), daemon=True)
@@ -112,19 +140,23 @@ def _measure(
     )
     for thread in threads:
         thread.start()
+    moto_pid = stack.moto.pid if stack.moto is not None else 0
     time.sleep(WARMUP_SECONDS)
     with flow.cond:
         start_count, start_acks, started = flow.delivered, flow.acks, time.perf_counter()
+    moto_started = cpu_seconds(moto_pid)
     time.sleep(seconds)
     with flow.cond:
         end_count, end_acks, ended = flow.delivered, flow.acks, time.perf_counter()
         flow.stop = True
         flow.cond.notify_all()
+    tally.moto_cpu += cpu_seconds(moto_pid) - moto_started
+    tally.delivered += end_count - start_count
+    tally.acks += end_acks - start_acks
+    tally.seconds += ended - started
     for thread in threads:
         thread.join(timeout=DRAIN_WAIT + 30)
-    # let the system drain what was in flight before the next run starts
-    time.sleep(1.0)
-    return (end_count - start_count) / (ended - started), end_acks - start_acks
+    time.sleep(SETTLE_SECONDS)  # what was in flight drains before the next segment
 
 
 def _text() -> str:
@@ -188,28 +220,41 @@ def run(stack: BenchStack, seconds: float) -> list[Row]:
     rows = []
     for count in WORKER_COUNTS:
         plain = start_plain_workers(stack.endpoint, ref_in, count, wait_seconds=2)
+        workers = stack.start_workers(count, wait_seconds=2)
+        ref, ours = Tally(), Tally()
         try:
-            ref, _ = _measure(
-                stack, ref_in, list(ref_out.values()), ref_entries, lambda _m: True, seconds
-            )
+            for _ in range(SEGMENTS):  # interleaved, so load from elsewhere hits both alike
+                span = seconds / SEGMENTS
+                _measure(stack, ref_in, list(ref_out.values()), ref_entries, _any, span, ref)
+                _measure(stack, requests_url, session_urls, ours_entries, is_push, span, ours)
         finally:
             stop_plain_workers(plain)
-        workers = stack.start_workers(count, wait_seconds=2)
-        try:
-            ours, acks = _measure(stack, requests_url, session_urls, ours_entries, is_push, seconds)
-        finally:
             stack.stop_workers(workers)
         rows.append(
             Row(
                 FAMILY,
                 f"{count} worker(s), {2 * PAIRS} users, <= {WINDOW} in flight",
                 "msg/s",
-                ours,
-                ref,
+                ours.rate,
+                ref.rate,
                 f"plain worker x{count}",
                 Goal.RATIO_MIN,
                 0.7,
-                extra={"sent_acks_per_message": acks / max(1.0, ours * seconds)},
+                extra={
+                    "sent_acks_per_message": ours.acks / max(1, ours.delivered),
+                    "moto_cpu_ms_per_message": {
+                        "ours": 1000 * ours.moto_cpu / max(1, ours.delivered),
+                        "reference": 1000 * ref.moto_cpu / max(1, ref.delivered),
+                    },
+                    "moto_cpu_share": {
+                        "ours": ours.moto_cpu / ours.seconds,
+                        "reference": ref.moto_cpu / ref.seconds,
+                    },
+                },
             )
         )
     return rows
+
+
+def _any(_message: dict[str, object]) -> bool:
+    return True
