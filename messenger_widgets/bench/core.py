@@ -57,7 +57,7 @@ class Row:
         if self.goal is Goal.INFO or self.target is None:
             return "-"
         if self.goal is Goal.MAX:
-            return f"<= {_num(self.target)}"
+            return f"<= {_num(self.target)} {self.unit}".rstrip()
         sign = ">=" if self.goal is Goal.RATIO_MIN else "<="
         return f"{sign} {_num(self.target)}x"
 
