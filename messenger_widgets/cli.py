@@ -42,7 +42,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     settings = Settings.load(require=WORKER_REQUIRED)
     logs.configure()
-    worker = build_worker(settings, wait_seconds=args.wait_seconds)
+    worker = build_worker(
+        settings, wait_seconds=args.wait_seconds, ack_window=args.ack_window_ms / 1000
+    )
     if os.environ.get("MESSENGER_COUNT_SQS_CALLS"):  # `messenger bench` counts SQS calls
         from .bench.counting import maybe_count
 
@@ -173,6 +175,10 @@ def parser() -> argparse.ArgumentParser:
     worker.add_argument(
         "--wait-seconds", type=int, default=20, choices=range(0, 21), metavar="0-20"
     )
+    worker.add_argument(
+        "--ack-window-ms", type=int, default=50, choices=range(0, 1001), metavar="0-1000",
+        help="hold sent acks up to this long so they share SendMessageBatch calls (0: off)",
+    )  # fmt: skip
     worker.set_defaults(run=cmd_worker)
 
     prov = sub.add_parser("provision", help="create queues and bucket; write them to .env")

@@ -13,6 +13,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..client.session import Session
@@ -25,7 +26,7 @@ FAMILY = "requests"
 QUIET_SECONDS = 1.0  # after the last delivery: deletes done, every poller back in its wait
 TRICKLE_INTERVAL = 1.0
 LOAD_USERS = 20
-LOAD_INTERVAL = 0.25  # each of the 20 users sends every 0.25 s: 80 messages/s offered
+LOAD_INTERVAL = 0.5  # each of the 20 users sends every 0.5 s: 40 messages/s offered
 TIMEOUT = 60.0
 ORIGINAL_WORKER_PER_HOUR = 1200.0  # the original worker polled the requests queue every 3 s
 ORIGINAL_CLIENT_PER_HOUR = 7200.0  # the original client polled every 0.5 s
@@ -101,37 +102,73 @@ def trickle(stack: BenchStack, counter: CallCounter, calls: Path, count: int) ->
     )
 
 
-def load(stack: BenchStack, counter: CallCounter, calls: Path, per_user: int) -> Row:
+@dataclass
+class Crowd:
+    """20 logged-in Sessions in 10 pairs, each pair writing to each other."""
+
+    sessions: list[tuple[Session, str]]
+    partner: dict[str, str]
+    inboxes: dict[str, _Inbox]
+
+
+def crowd(stack: BenchStack, counter: CallCounter) -> Crowd:
     sessions: list[tuple[Session, str]] = []
     for i in range(LOAD_USERS):
         session, _ = stack.user_session(f"L{i}", counter)
         assert session.state.me is not None
         sessions.append((session, session.state.me.user_id))
-    pairs = [(sessions[i], sessions[i + 1]) for i in range(0, LOAD_USERS, 2)]
+    partner: dict[str, str] = {}
     inboxes: dict[str, _Inbox] = {}
-    for (s1, id1), (s2, id2) in pairs:
-        inboxes[id1] = _Inbox(s1, id2)
-        inboxes[id2] = _Inbox(s2, id1)
-    partner = {id1: id2 for (_, id1), (_, id2) in pairs} | {
-        id2: id1 for (_, id1), (_, id2) in pairs
-    }
-    time.sleep(QUIET_SECONDS)
+    for (s1, id1), (s2, id2) in zip(sessions[::2], sessions[1::2], strict=True):
+        partner[id1], partner[id2] = id2, id1
+        inboxes[id1], inboxes[id2] = _Inbox(s1, id2), _Inbox(s2, id1)
+    return Crowd(sessions, partner, inboxes)
+
+
+@dataclass
+class Window:
+    sessions: Counter[str]
+    worker: Counter[str]
+    messages: int
+    seconds: float
+
+    @property
+    def per_message(self) -> float:
+        return (sum(self.sessions.values()) + sum(self.worker.values())) / self.messages
+
+    def extra(self) -> dict[str, object]:
+        return {
+            "sessions": dict(self.sessions),
+            "worker": dict(self.worker),
+            "messages": self.messages,
+            "seconds": round(self.seconds, 2),
+        }
+
+
+def load(group: Crowd, counter: CallCounter, calls: Path, rounds: int, *, at_once: bool) -> Window:
+    """Every user sends `rounds` messages to its partner, one every `LOAD_INTERVAL`: all at
+    the same moment (`at_once`) or spread evenly over the interval."""
+    base = {me: len(group.inboxes[me].texts) for _, me in group.sessions}
     errors: list[BaseException] = []
+    time.sleep(QUIET_SECONDS)
+    start = time.time()
+    first = time.monotonic() + 0.05
 
     def chat(session: Session, me: str, offset: float) -> None:
         try:
-            time.sleep(offset)
-            for i in range(per_user):
-                tick = time.monotonic()
-                session.send_text(partner[me], f"load-{me[:6]}-{i}-{uuid.uuid4().hex[:6]}")
-                time.sleep(max(0.0, LOAD_INTERVAL - (time.monotonic() - tick)))
+            for i in range(rounds):
+                time.sleep(max(0.0, first + i * LOAD_INTERVAL + offset - time.monotonic()))
+                session.send_text(group.partner[me], f"load-{me[:6]}-{uuid.uuid4().hex[:8]}")
         except BaseException as exc:
             errors.append(exc)
 
-    start = time.time()
     threads = [
-        threading.Thread(target=chat, args=(s, me, LOAD_INTERVAL * i / LOAD_USERS), daemon=True)
-        for i, (s, me) in enumerate(sessions)
+        threading.Thread(
+            target=chat,
+            args=(s, me, 0.0 if at_once else LOAD_INTERVAL * i / LOAD_USERS),
+            daemon=True,
+        )
+        for i, (s, me) in enumerate(group.sessions)
     ]
     for thread in threads:
         thread.start()
@@ -140,33 +177,59 @@ def load(stack: BenchStack, counter: CallCounter, calls: Path, per_user: int) ->
     if errors:
         raise errors[0]
     deadline = time.monotonic() + TIMEOUT
-    for session, me in sessions:
-        inbox = inboxes[me]
+    for session, me in group.sessions:
         remaining = max(0.1, deadline - time.monotonic())
-        wait_for_state(session, _has(inbox, per_user), remaining, "load deliveries")
-        wait_for_state(session, _all_acked(session, partner[me]), remaining, "load acks")
+        inbox = group.inboxes[me]
+        wait_for_state(session, _has(inbox, base[me] + rounds), remaining, "load deliveries")
+        wait_for_state(session, _all_acked(session, group.partner[me]), remaining, "load acks")
     time.sleep(QUIET_SECONDS)
     end = time.time()
-    total = LOAD_USERS * per_user
-    counts = _window_calls(counter, calls, start, end)
-    return Row(
-        FAMILY,
-        f"per message, load ({LOAD_USERS} users, {LOAD_USERS / LOAD_INTERVAL:.0f} msg/s offered)",
-        "req",
-        sum(counts.values()) / total,
-        None,
-        "",
-        Goal.MAX,
-        4.5,
-        extra={"calls": dict(counts), "messages": total, "seconds": end - start},
+    return Window(
+        calls_between(counter.snapshot_times(), start, end),
+        _worker_calls(calls, start, end),
+        LOAD_USERS * rounds,
+        end - start,
     )
 
 
-def run(stack: BenchStack, trickle_count: int, per_user: int) -> list[Row]:
+def run(stack: BenchStack, trickle_count: int, rounds: int) -> list[Row]:
     calls = stack.root / "worker-calls.json"
-    stack.start_workers(1, count_calls=calls)
+    workers = stack.start_workers(1, count_calls=calls)
     counter = CallCounter()
-    return [trickle(stack, counter, calls, trickle_count), load(stack, counter, calls, per_user)]
+    rows = [trickle(stack, counter, calls, trickle_count)]
+    group = crowd(stack, counter)
+    held = load(group, counter, calls, rounds, at_once=True)
+    spread = load(group, counter, calls, rounds, at_once=False)
+    # the same load on a worker that sends every ack at once: what holding them saves
+    wake = group.sessions[0][0]
+    stack.stop_workers(workers, wake=lambda: wake.search("wake"))
+    calls_off = stack.root / "worker-calls-off.json"
+    stack.start_workers(1, count_calls=calls_off, ack_window_ms=0)
+    not_held = load(group, counter, calls_off, rounds, at_once=True)
+    rate = f"{LOAD_USERS / LOAD_INTERVAL:.0f} msg/s"
+    rows.append(
+        Row(
+            FAMILY,
+            f"per message, load ({LOAD_USERS} users sending at once, {rate})",
+            "req",
+            held.per_message,
+            not_held.per_message,
+            "acks not held",
+            Goal.MAX,
+            4.5,
+            extra={"held": held.extra(), "not_held": not_held.extra()},
+        )
+    )
+    rows.append(
+        Row(
+            FAMILY,
+            f"per message, load ({LOAD_USERS} users, sends spread evenly, {rate})",
+            "req",
+            spread.per_message,
+            extra=spread.extra(),
+        )
+    )
+    return rows
 
 
 def run_idle(stack: BenchStack, seconds: float) -> list[Row]:

@@ -183,7 +183,12 @@ class BenchStack:
         return env
 
     def start_workers(
-        self, count: int = 1, *, wait_seconds: int = 20, count_calls: Path | None = None
+        self,
+        count: int = 1,
+        *,
+        wait_seconds: int = 20,
+        count_calls: Path | None = None,
+        ack_window_ms: int | None = None,
     ) -> list[subprocess.Popen[bytes]]:
         """`messenger worker` processes; returns once each is polling."""
         started = []
@@ -192,6 +197,7 @@ class BenchStack:
             if count_calls is not None:
                 env[ENV_VAR] = str(count_calls.resolve())
             log_path = self.root / f"worker-{uuid.uuid4().hex[:6]}.log"
+            extra = [] if ack_window_ms is None else ["--ack-window-ms", str(ack_window_ms)]
             with open(log_path, "wb") as log_file:
                 proc = subprocess.Popen(
                     [
@@ -201,6 +207,7 @@ class BenchStack:
                         "worker",
                         "--wait-seconds",
                         str(wait_seconds),
+                        *extra,
                     ],
                     env=env,
                     stderr=log_file,
@@ -220,11 +227,16 @@ class BenchStack:
         time.sleep(0.2)  # from "started" to its first receive in flight
         return started
 
-    def stop_workers(self, workers: list[subprocess.Popen[bytes]]) -> None:
-        """SIGTERM, then wait: up to one long poll each, all at once."""
+    def stop_workers(
+        self, workers: list[subprocess.Popen[bytes]], wake: Callable[[], object] | None = None
+    ) -> None:
+        """SIGTERM, then wait: up to one long poll each, all at once; `wake` cuts it short."""
         for proc in workers:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
+        if wake is not None:
+            time.sleep(0.2)
+            wake()
         for proc in workers:
             try:
                 proc.wait(timeout=30)

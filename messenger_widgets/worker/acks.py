@@ -2,8 +2,9 @@
 
 Under load a session queue gets its `sent` acks and the other party's `message` pushes a few
 milliseconds apart. The long-lived worker holds an ack (never a `message` or any other push)
-for at most `window` seconds or until the next batch is sent, whichever comes first, and sends
-it with whatever else goes to that queue then: one call, and one receive for the client.
+for `window` seconds or until the next batch is sent, whichever comes first (a batch being
+handled when the window ends takes them: it is about to send anyway), and sends it with
+whatever else goes to that queue then: one call, and one receive for the client.
 
 An ack is held together with the receipt handle of the request that caused it, and that
 request is deleted only once its ack was sent: a worker that dies while holding acks loses
@@ -15,7 +16,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from ..protocol import Action, Outgoing
@@ -43,6 +45,7 @@ class AckHold:
         self._cond = threading.Condition()
         self._held: list[HeldAck] = []
         self._due: float | None = None  # when the oldest held ack must go
+        self._busy = 0  # batches being handled: their flush takes what is held
 
     def hold(self, acks: list[HeldAck]) -> None:
         if not acks:
@@ -62,11 +65,23 @@ class AckHold:
         with self._cond:
             return len(self._held)
 
+    @contextmanager
+    def busy(self) -> Iterator[None]:
+        """While a batch is handled, nothing is due: its flush sends what is held."""
+        with self._cond:
+            self._busy += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._busy -= 1
+                self._cond.notify_all()
+
     def wait_due(self, stop: threading.Event, poll: float = 0.5) -> list[HeldAck]:
         """Block until the oldest held ack is due (then take all) or `stop` is set ([])."""
         with self._cond:
             while not stop.is_set():
-                if self._due is None:
+                if self._due is None or self._busy:
                     self._cond.wait(poll)
                     continue
                 remaining = self._due - self._monotonic()

@@ -11,6 +11,7 @@ requests are deleted only once the acks are sent (see `acks.py`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -300,7 +301,10 @@ class Worker:
         envelopes = self.ctx.transport.receive(
             self.request_queue_url, MAX_RECEIVE_MESSAGES, self.wait_seconds
         )
-        results = self.process(envelopes, hold_acks=True) if envelopes else []
+        results: list[Result] = []
+        if envelopes:
+            with self.acks.busy() if self.acks is not None else contextlib.nullcontext():
+                results = self.process(envelopes, hold_acks=True)
         held, self._held_ids = self._held_ids, set()
         done = [
             r.envelope.receipt_handle

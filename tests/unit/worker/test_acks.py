@@ -13,6 +13,7 @@ import pytest
 from messenger_widgets.errors import TransportError
 from messenger_widgets.protocol import Envelope, Outgoing, Request
 from messenger_widgets.worker import Worker
+from messenger_widgets.worker.acks import AckHold, HeldAck
 
 from .test_handlers import Harness
 
@@ -156,3 +157,18 @@ def test_process_alone_never_holds_acks(h: Harness) -> None:
     worker.process(envelopes)
     assert actions(h, ada["url"]) == ["sent"]
     assert len(worker.acks or []) == 0
+
+
+def test_nothing_is_due_while_a_batch_is_being_handled() -> None:
+    """The window ends mid-batch: that batch's flush is about to send them anyway."""
+    hold = AckHold(0.01)
+    hold.hold([HeldAck("q", Outgoing("{}", {"action": "sent"}), "r")])
+    stop = threading.Event()
+    taken: list[HeldAck] = []
+    with hold.busy():
+        waiter = threading.Thread(target=lambda: taken.extend(hold.wait_due(stop, 0.05)))
+        waiter.start()
+        time.sleep(0.2)
+        assert taken == [] and len(hold) == 1
+    waiter.join(5)
+    assert [a.receipt_handle for a in taken] == ["r"] and len(hold) == 0
