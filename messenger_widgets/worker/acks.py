@@ -2,9 +2,9 @@
 
 Under load a session queue gets its `sent` acks and the other party's `message` pushes a few
 milliseconds apart. The long-lived worker holds an ack (never a `message` or any other push)
-for `window` seconds or until the next batch is sent, whichever comes first (a batch being
-handled when the window ends takes them: it is about to send anyway), and sends it with
-whatever else goes to that queue then: one call, and one receive for the client.
+for up to `window` seconds: a batch that sends to its queue meanwhile takes it along (one call,
+and one receive for the client); otherwise it goes when the window ends (with the batch being
+handled then, if there is one: it is about to send anyway).
 
 An ack is held together with the receipt handle of the request that caused it, and that
 request is deleted only once its ack was sent: a worker that dies while holding acks loses
@@ -59,6 +59,19 @@ class AckHold:
     def take_all(self) -> list[HeldAck]:
         with self._cond:
             taken, self._held, self._due = self._held, [], None
+            return taken
+
+    def take(self, queues: set[str]) -> list[HeldAck]:
+        """For a batch about to send to `queues`: their held acks, or all once one is due."""
+        with self._cond:
+            if self._due is not None and self._monotonic() >= self._due:
+                taken, self._held, self._due = self._held, [], None
+                return taken
+            taken = [a for a in self._held if a.queue_url in queues]
+            if taken:
+                self._held = [a for a in self._held if a.queue_url not in queues]
+                if not self._held:
+                    self._due = None
             return taken
 
     def __len__(self) -> int:

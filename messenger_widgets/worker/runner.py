@@ -53,6 +53,7 @@ REAP_BATCH = 100
 RETRY_BACKOFF_SECONDS = (1, 2, 4, 8, 16)
 DEAD_LETTER_REASON = "deadLetterReason"
 MAX_ATTRIBUTES = 10
+MAX_BATCH_RECEIVES = 3
 HELD = "held:"  # marks an ack held from an earlier batch among this batch's deliveries
 
 
@@ -221,8 +222,9 @@ class Worker:
     def _flush(self, outboxes: dict[str, Outbox], receipts: dict[str, str] | None) -> set[str]:
         """Send every delivery, one batch call per queue; return ids of records that failed.
 
-        Holding acks (`receipts` given): acks held from earlier batches go now, and this
-        batch's acks go now only to queues that get something else anyway; the others are held.
+        Holding acks (`receipts` given): acks go now only to queues that get something else
+        anyway (held ones from earlier batches too) or once the oldest held ack is due; the
+        others are held.
         """
         hold = self.acks if receipts is not None else None
         by_queue: dict[str, list[tuple[str, Outgoing]]] = defaultdict(list)
@@ -233,7 +235,7 @@ class Worker:
                     acks.append((message_id, queue_url, message))
                 else:
                     by_queue[queue_url].append((message_id, message))
-        earlier = hold.take_all() if hold is not None else []
+        earlier = hold.take(set(by_queue)) if hold is not None else []
         for held in earlier:
             by_queue[held.queue_url].append((HELD + held.receipt_handle, held.message))
         later = [ack for ack in acks if ack[1] not in by_queue]
@@ -298,9 +300,7 @@ class Worker:
 
     # --- the long-lived loop ----------------------------------------------------------------
     def poll_once(self) -> list[Result]:
-        envelopes = self.ctx.transport.receive(
-            self.request_queue_url, MAX_RECEIVE_MESSAGES, self.wait_seconds
-        )
+        envelopes = self._receive_batch()
         results: list[Result] = []
         if envelopes:
             with self.acks.busy() if self.acks is not None else contextlib.nullcontext():
@@ -318,6 +318,20 @@ class Worker:
             if r.outcome is Outcome.RETRY:
                 self._back_off(r.envelope, r.retry_after)
         return results
+
+    def _receive_batch(self) -> list[Envelope]:
+        """One long poll; while receives come back full, up to `MAX_BATCH_RECEIVES` in all
+        (no wait): under load up to 30 requests are handled together and share their calls."""
+        url = self.request_queue_url
+        envelopes = self.ctx.transport.receive(url, MAX_RECEIVE_MESSAGES, self.wait_seconds)
+        for _ in range(MAX_BATCH_RECEIVES - 1):
+            if not envelopes or len(envelopes) % MAX_RECEIVE_MESSAGES:
+                break
+            more = self.ctx.transport.receive(url, MAX_RECEIVE_MESSAGES, 0)
+            if not more:
+                break
+            envelopes += more
+        return envelopes
 
     def _back_off(self, envelope: Envelope, seconds: int | None = None) -> None:
         """Redeliver a failed request sooner than the visibility timeout, later each time."""

@@ -172,3 +172,21 @@ def test_nothing_is_due_while_a_batch_is_being_handled() -> None:
         assert taken == [] and len(hold) == 1
     waiter.join(5)
     assert [a.receipt_handle for a in taken] == ["r"] and len(hold) == 0
+
+
+def test_a_full_receive_is_followed_by_more_before_the_batch_is_sent(h: Harness) -> None:
+    ada, bob = h.user("Ada"), h.user("Bob")
+    for i in range(25):
+        add(h, ada if i % 2 else bob, bob if i % 2 else ada, f"m{i}")
+    h.transport.calls.clear()
+    results = holding(h).poll_once()
+    assert len(results) == 25
+    assert h.transport.calls.count("ReceiveMessage") == 3  # 10, 10, 5
+    # every push and ack of the 25 shares the calls to the two session queues
+    assert h.transport.calls.count("SendMessageBatch") == 6  # 25 entries each: 3 calls each
+    assert h.transport.depth(h.requests) == 0
+
+    add(h, ada, bob, "one more")
+    h.transport.calls.clear()
+    holding(h).poll_once()
+    assert h.transport.calls.count("ReceiveMessage") == 1  # not full: handled at once
