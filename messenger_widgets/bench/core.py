@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import statistics
+import textwrap
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
@@ -188,7 +189,8 @@ def write_chart(rows: Sequence[Row], path: Path, title: str) -> bool:
             ax.axhline(row.target, color="#264653", linestyle="--", linewidth=1)
         elif row.target is not None and row.reference is not None:
             ax.axhline(row.reference * row.target, color="#264653", linestyle="--", linewidth=1)
-        ax.set_title(f"{row.family}: {row.figure}\n{row.verdict}", fontsize=8)
+        title = textwrap.fill(f"{row.family}: {row.figure}", 52)
+        ax.set_title(f"{title}\n{row.verdict}", fontsize=8)
         ax.set_ylabel(row.unit, fontsize=7)
         ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[len(shown) :]:

@@ -12,7 +12,6 @@ three calls per ten messages.
 
 from __future__ import annotations
 
-import threading
 import time
 from datetime import UTC, datetime
 
@@ -21,6 +20,7 @@ from ..protocol import Action, Push, WireMessage, now_iso
 from ..store.sqlite import SqliteStore
 from .core import Goal, Row
 from .counting import CallCounter, calls_between, read_calls
+from .relay import start_sender
 from .stack import PASSWORD, BenchStack, wait_for_state, wait_until
 
 FAMILY = "history"
@@ -29,27 +29,20 @@ TIMEOUT = 300.0
 
 
 def _raw_transfer(stack: BenchStack, count: int, body: str) -> tuple[float, int]:
-    """Seconds to move `count` messages through a queue, and the calls it took."""
+    """Seconds to move `count` messages through a queue, and the calls it took.
+
+    The sender is a process of its own, as the worker is; the receiver is a thread here, as
+    the Session's drain thread is."""
     counter = CallCounter()
     url = stack.new_queue("history-floor")
-    sender, receiver = stack.sqs(counter), stack.sqs(counter)
-    attrs = Push(Action.MESSAGE, {}).encode().attributes
-    encoded = {k: {"DataType": "String", "StringValue": v} for k, v in attrs.items()}
-    start_calls = counter.total()
-
-    def send_all() -> None:
-        for start in range(0, count, 10):
-            sender.send_message_batch(
-                QueueUrl=url,
-                Entries=[
-                    {"Id": str(i), "MessageBody": body, "MessageAttributes": encoded}  # type: ignore[typeddict-item]
-                    for i in range(min(10, count - start))
-                ],
-            )
-
+    receiver = stack.sqs(counter)
+    body_file = stack.root / "history-body.json"
+    body_file.write_text(body)
+    sender = start_sender(stack.endpoint, url, count, body_file)
+    assert sender.stdin is not None
     began = time.perf_counter()
-    thread = threading.Thread(target=send_all, daemon=True)
-    thread.start()
+    sender.stdin.write(b"go\n")
+    sender.stdin.flush()
     received = 0
     while received < count:
         got = receiver.receive_message(
@@ -64,8 +57,8 @@ def _raw_transfer(stack: BenchStack, count: int, body: str) -> tuple[float, int]
                 ],
             )
     elapsed = time.perf_counter() - began
-    thread.join()
-    return elapsed, counter.total() - start_calls
+    sender.wait(timeout=60)
+    return elapsed, counter.total() + -(-count // 10)  # the sender's SendMessageBatch calls
 
 
 def run(stack: BenchStack, count: int) -> list[Row]:

@@ -5,6 +5,8 @@
   process that receives batches of 10 (long polls), sends each body to the queue named by its
   `to` attribute (one SendMessageBatch per target queue per batch), then deletes the batch.
   It is the least a worker process must do to move messages between queues.
+- `... ENDPOINT QUEUE --send N --body-file F`: a sender process that, once told `go` on its
+  stdin, sends N copies of a `message` push with F's body, SendMessageBatch 10 at a time.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import sys
 import threading
 from collections import defaultdict
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -136,6 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("endpoint")
     parser.add_argument("queue_url")
     parser.add_argument("--wait-seconds", type=int, default=20)
+    parser.add_argument("--send", type=int, default=0, help="send this many, then exit")
+    parser.add_argument("--body-file", default="")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     sqs = boto3.Session(LOCAL_KEY, LOCAL_KEY, region_name=LOCAL_REGION).client(
@@ -143,9 +148,53 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     sqs.get_queue_attributes(QueueUrl=args.queue_url, AttributeNames=["QueueArn"])
     print("ready", flush=True)
+    if args.send:
+        _send_copies(sqs, args.queue_url, args.send, Path(args.body_file).read_text())
+        return 0
     while relay_batch(sqs, args.queue_url, args.wait_seconds) is not None:
         pass
     return 0
+
+
+def _send_copies(sqs: SQSClient, url: str, count: int, body: str) -> None:
+    from ..protocol import Action, Push
+
+    attrs = Push(Action.MESSAGE, {}).encode().attributes
+    encoded: dict[str, Any] = {
+        k: {"DataType": "String", "StringValue": v} for k, v in attrs.items()
+    }
+    sys.stdin.readline()  # "go"
+    for start in range(0, count, 10):
+        sqs.send_message_batch(
+            QueueUrl=url,
+            Entries=[
+                {"Id": str(i), "MessageBody": body, "MessageAttributes": encoded}
+                for i in range(min(10, count - start))
+            ],
+        )
+
+
+def start_sender(endpoint: str, url: str, count: int, body_file: Path) -> subprocess.Popen[bytes]:
+    """The sender process, started and ready: write a line to its stdin to make it send."""
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "messenger_widgets.bench.relay",
+            endpoint,
+            url,
+            "--send",
+            str(count),
+            "--body-file",
+            str(body_file),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    if proc.stdout.readline().strip() != b"ready":
+        raise RuntimeError("the reference sender did not start")
+    return proc
 
 
 if __name__ == "__main__":
