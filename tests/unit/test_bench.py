@@ -124,7 +124,6 @@ def test_the_command_parses_and_refuses_unknown_families() -> None:
 
 
 def test_bench_only_cpu_writes_json_and_png(tmp_path: Path) -> None:
-    pytest.importorskip("matplotlib")
     assert main(quick=True, out=str(tmp_path), only="cpu") == 0
     data = json.loads((tmp_path / "results.json").read_text())
     [row] = data["rows"]
