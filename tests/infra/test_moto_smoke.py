@@ -185,7 +185,7 @@ def _normalise(table: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_tables_match_what_the_store_creates(stack: Stack) -> None:
-    schema = pytest.importorskip("messenger_widgets.store.dynamodb_schema")
+    from messenger_widgets.store import dynamodb_schema as schema
     ddb = stack.client("dynamodb")
     users, messages = stack.outputs["UsersTableName"], stack.outputs["MessagesTableName"]
     assert (users, messages) == (f"{stack.prefix}-users", f"{stack.prefix}-messages")
@@ -317,7 +317,6 @@ def _record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
 
 @pytest.mark.timeout(120)
 def test_the_worker_lambda_answers_a_register_on_the_deployed_queues(stack: Stack) -> None:
-    pytest.importorskip("messenger_widgets.worker.lambda_entry")
     sqs = stack.client("sqs")
     requests, responses = stack.outputs["RequestQueueUrl"], stack.outputs["ResponseQueueUrl"]
     body = {

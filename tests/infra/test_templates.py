@@ -196,7 +196,7 @@ def _cfn_table(props: dict) -> dict:
 
 
 def test_tables_mirror_the_dynamodb_store_schema() -> None:
-    schema = pytest.importorskip("messenger_widgets.store.dynamodb_schema")
+    from messenger_widgets.store import dynamodb_schema as schema
     tables = resources("data", "AWS::DynamoDB::Table")
     names = {"UsersTable": "U", "MessagesTable": "M"}
     expected = {d["TableName"]: d for d in schema.table_definitions("U", "M")}
