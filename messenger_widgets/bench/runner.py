@@ -36,7 +36,7 @@ class Sizes:
     @classmethod
     def for_run(cls, quick: bool) -> Sizes:
         if quick:
-            return cls(50, 6.0, 8, 5, 25.0, 300, 300, 1)
+            return cls(50, 6.0, 8, 5, 45.0, 300, 300, 1)  # idle: two 20 s polls at least
         return cls(200, 15.0, 20, 10, 60.0, 1000, 2000, 3)
 
 
