@@ -90,10 +90,16 @@ class AckHold:
                 self._busy -= 1
                 self._cond.notify_all()
 
-    def wait_due(self, stop: threading.Event, poll: float = 0.5) -> list[HeldAck]:
-        """Block until the oldest held ack is due (then take all) or `stop` is set ([])."""
+    def wait_due(
+        self, stop: threading.Event, poll: float = 0.5, timeout: float | None = None
+    ) -> list[HeldAck]:
+        """Block until the oldest held ack is due (then take all); [] when `stop` is set or
+        `timeout` seconds passed."""
+        give_up = None if timeout is None else self._monotonic() + timeout
         with self._cond:
             while not stop.is_set():
+                if give_up is not None and self._monotonic() >= give_up:
+                    return []
                 if self._due is None or self._busy:
                     self._cond.wait(poll)
                     continue

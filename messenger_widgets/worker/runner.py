@@ -54,6 +54,7 @@ RETRY_BACKOFF_SECONDS = (1, 2, 4, 8, 16)
 DEAD_LETTER_REASON = "deadLetterReason"
 MAX_ATTRIBUTES = 10
 MAX_BATCH_RECEIVES = 3
+LATE_DELETE_SECONDS = 5.0  # requests whose held acks the timer sent wait this long at most
 HELD = "held:"  # marks an ack held from an earlier batch among this batch's deliveries
 
 
@@ -95,6 +96,8 @@ class Worker:
         self.acks = AckHold(ack_window, monotonic) if ack_window > 0 else None
         self._held_ids: set[str] = set()  # requests whose ack is held: not deleted yet
         self._released: list[str] = []  # requests whose held ack was sent: delete them
+        self._late_lock = threading.Lock()
+        self._late: list[tuple[float, str]] = []  # (when, receipt): acks the timer sent
 
     # --- one batch --------------------------------------------------------------------------
     def process(self, envelopes: Sequence[Envelope], *, hold_acks: bool = False) -> list[Result]:
@@ -311,7 +314,7 @@ class Worker:
             for r in results
             if r.outcome is not Outcome.RETRY and r.envelope.message_id not in held
         ]
-        done, self._released = done + self._released, []
+        done, self._released = done + self._released + self._take_late(), []
         if done:
             self.ctx.transport.delete_batch(self.request_queue_url, done)
         for r in results:
@@ -390,14 +393,35 @@ class Worker:
         """Send every held ack now, then delete the requests they answer."""
         if self.acks is not None:
             self._send_held(self.acks.take_all())
+        self._delete_late(self._take_late())
 
     def _ack_timer(self, stop: threading.Event) -> None:
-        """Send held acks when the oldest has waited `ack_window`, if no batch took them."""
+        """Send held acks when the oldest has waited `ack_window`, if no batch took them.
+
+        Their requests are deleted with the next batch's delete, or after
+        `LATE_DELETE_SECONDS` when no batch comes (well within the visibility timeout).
+        """
         assert self.acks is not None
         while not stop.is_set():
-            self._send_held(self.acks.wait_due(stop))
+            due = self.acks.wait_due(stop, timeout=LATE_DELETE_SECONDS / 2)
+            self._send_held(due, late=True)
+            self._delete_late(self._take_late(self._monotonic() - LATE_DELETE_SECONDS))
 
-    def _send_held(self, held: list[HeldAck]) -> None:
+    def _take_late(self, before: float | None = None) -> list[str]:
+        """Receipts of requests whose acks the timer sent (only those sent before `before`)."""
+        with self._late_lock:
+            taken = [r for t, r in self._late if before is None or t <= before]
+            self._late = [(t, r) for t, r in self._late if before is not None and t > before]
+        return taken
+
+    def _delete_late(self, receipts: list[str]) -> None:
+        if receipts:
+            try:
+                self.ctx.transport.delete_batch(self.request_queue_url, receipts)
+            except Exception:
+                log.exception("deleting requests whose acks were sent failed")
+
+    def _send_held(self, held: list[HeldAck], *, late: bool = False) -> None:
         by_queue: dict[str, list[HeldAck]] = defaultdict(list)
         for ack in held:
             by_queue[ack.queue_url].append(ack)
@@ -414,11 +438,12 @@ class Worker:
                 log.exception("sending held acks failed", extra={"queue": queue_url})
                 continue
             sent += [a.receipt_handle for a in acks]
-        if sent:
-            try:
-                self.ctx.transport.delete_batch(self.request_queue_url, sent)
-            except Exception:
-                log.exception("deleting requests whose acks were sent failed")
+        if late:  # the next batch deletes them along with its own
+            now = self._monotonic()
+            with self._late_lock:
+                self._late += [(now, r) for r in sent]
+        else:
+            self._delete_late(sent)
 
 
 def _user_id(caller: Caller | None) -> str | None:

@@ -190,3 +190,22 @@ def test_a_full_receive_is_followed_by_more_before_the_batch_is_sent(h: Harness)
     h.transport.calls.clear()
     holding(h).poll_once()
     assert h.transport.calls.count("ReceiveMessage") == 1  # not full: handled at once
+
+
+def test_requests_whose_acks_the_timer_sent_go_with_the_next_batch_delete(h: Harness) -> None:
+    ada, bob = h.user("Ada"), h.user("Bob")
+    worker = holding(h)
+    add(h, ada, bob, "hello")
+    worker.poll_once()
+    assert worker.acks is not None
+    worker._send_held(worker.acks.take_all(), late=True)  # what the timer does when due
+    assert actions(h, ada["url"]) == ["sent"]
+    assert h.transport.depth(h.requests) == 1  # deleted later, not in a call of its own
+
+    add(h, bob, ada, "hi back")
+    h.transport.calls.clear()
+    worker.poll_once()
+    assert h.transport.calls.count("DeleteMessageBatch") == 1
+    assert h.transport.depth(h.requests) == 1  # the first is gone; the second's ack is held
+    worker.flush_acks()
+    assert h.transport.depth(h.requests) == 0
