@@ -18,12 +18,15 @@ from pathlib import Path
 
 from ..client.session import Session
 from ..client.state import Change, ChangeKind, State, conversation
+from ..worker.runner import LATE_DELETE_SECONDS
 from .core import Goal, Row
 from .counting import CallCounter, calls_between, read_calls
 from .stack import BenchStack, call_rate_per_hour, wait_for_state
 
 FAMILY = "requests"
-QUIET_SECONDS = 1.0  # after the last delivery: deletes done, every poller back in its wait
+QUIET_SECONDS = 1.0  # before a window: every poller back in its wait
+# after the last delivery: every delete done, the worker's late ones too (runner.py)
+SETTLE_SECONDS = LATE_DELETE_SECONDS + 1.0
 TRICKLE_INTERVAL = 1.0
 LOAD_USERS = 20
 LOAD_INTERVAL = 0.5  # each of the 20 users sends every 0.5 s: 40 messages/s offered
@@ -86,7 +89,7 @@ def trickle(stack: BenchStack, counter: CallCounter, calls: Path, count: int) ->
         wait_for_state(b, lambda _s: text in inbox.texts, TIMEOUT, "a trickle message")  # noqa: B023
         wait_for_state(a, _all_acked(a, b_id), TIMEOUT, "a trickle ack")
         time.sleep(max(0.0, TRICKLE_INTERVAL - (time.monotonic() - tick)))
-    time.sleep(QUIET_SECONDS)
+    time.sleep(SETTLE_SECONDS)
     end = time.time()
     counts = _window_calls(counter, calls, start, end)
     return Row(
@@ -187,13 +190,14 @@ def load(group: Crowd, counter: CallCounter, calls: Path, rounds: int, *, closed
         inbox = group.inboxes[me]
         wait_for_state(session, _has(inbox, base[me] + rounds), remaining, "load deliveries")
         wait_for_state(session, _all_acked(session, group.partner[me]), remaining, "load acks")
-    time.sleep(QUIET_SECONDS)
+    delivered = time.time()
+    time.sleep(SETTLE_SECONDS)
     end = time.time()
     return Window(
         calls_between(counter.snapshot_times(), start, end),
         _worker_calls(calls, start, end),
         LOAD_USERS * rounds,
-        end - start,
+        delivered - start,
     )
 
 
@@ -211,6 +215,7 @@ def run(stack: BenchStack, trickle_count: int, rounds: int) -> list[Row]:
     calls_off = stack.root / "worker-calls-off.json"
     stack.start_workers(1, count_calls=calls_off, ack_window_ms=0)
     not_held = load(group, counter, calls_off, rounds, closed=True)
+    spread_not_held = load(group, counter, calls_off, rounds, closed=False)
     rate = f"{LOAD_USERS / LOAD_INTERVAL:.0f} msg/s"
     rows.append(
         Row(
@@ -235,7 +240,9 @@ def run(stack: BenchStack, trickle_count: int, rounds: int) -> list[Row]:
             f"per message, {LOAD_USERS} users at a fixed {rate}, sends spread evenly",
             "req",
             spread.per_message,
-            extra=spread.extra(),
+            spread_not_held.per_message,
+            "acks not held",
+            extra={"held": spread.extra(), "not_held": spread_not_held.extra()},
         )
     )
     return rows
